@@ -1,0 +1,61 @@
+"""Every error plait raises, in one tree:
+
+    PlaitError
+    ├── BadConfig                 a Flow/Deployment/Executor option or YAML file is wrong
+    │   └── UsesNotFound          `uses=` names nothing importable
+    ├── RuntimeFailedToStart      a process did not become ready (crashed, timed out, port in use)
+    ├── InternalNetworkError      a deployment could not be reached (names it and its addresses)
+    ├── BadRequest                the request itself is wrong (unknown endpoint, bad documents)
+    └── ExecutorError             user code raised; carries the remote name, args and stack
+
+Each message says what failed, where, and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+
+class PlaitError(Exception):
+    """Base of every plait error."""
+
+
+class BadConfig(PlaitError, ValueError):
+    """An option, YAML document or `uses` value is wrong."""
+
+
+class UsesNotFound(BadConfig):
+    """`uses=` names a class, module or file that cannot be loaded."""
+
+
+class RuntimeFailedToStart(PlaitError, RuntimeError):
+    """A microservice process exited or timed out before it was ready."""
+
+
+class InternalNetworkError(PlaitError, ConnectionError):
+    """A deployment could not be reached from the gateway or client."""
+
+    def __init__(self, message: str, deployment: str = '', addresses: Sequence[str] = ()):
+        super().__init__(message)
+        self.deployment = deployment
+        self.addresses = tuple(addresses)
+
+
+class BadRequest(PlaitError, ValueError):
+    """The request cannot be served as sent (unknown endpoint, malformed documents...)."""
+
+
+class ExecutorError(PlaitError):
+    """An Executor raised while serving a request; the remote details are kept."""
+
+    def __init__(self, message: str, name: str = '', args: Sequence[str] = (),
+                 stacks: Sequence[str] = (), executor: Optional[str] = None):
+        super().__init__(message)
+        self.name = name
+        self.remote_args = list(args)
+        self.stacks = list(stacks)
+        self.executor = executor or ''
+
+    def __str__(self) -> str:
+        where = f' in executor {self.executor}' if self.executor else ''
+        return f'{self.name}{where}: {super().__str__()}'

@@ -1,0 +1,201 @@
+"""Executor, the @requests decorator and the endpoint table a worker serves from."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+DEFAULT_ENDPOINT = '__default__'
+DRY_RUN_ENDPOINT = '_jina_dry_run_'
+
+_ENDPOINTS_ATTR = '__plait_endpoints__'
+_registry: dict[str, type['Executor']] = {}
+
+
+def requests(func: Optional[Callable] = None, *, on: Union[str, list[str], tuple[str, ...], None] = None,
+             request_schema: Optional[type] = None, response_schema: Optional[type] = None):
+    """Bind an Executor method to endpoints: bare `@requests` serves every endpoint no other
+    method claims; `@requests(on='/foo')` or `on=['/a', '/b']` serves those."""
+
+    def bind(fn: Callable) -> Callable:
+        endpoints = [DEFAULT_ENDPOINT] if on is None else ([on] if isinstance(on, str) else list(on))
+        for endpoint in endpoints:
+            if not isinstance(endpoint, str) or not endpoint:
+                raise TypeError(f'@requests(on=...) takes endpoint strings, got {endpoint!r}')
+        setattr(fn, _ENDPOINTS_ATTR, (endpoints, request_schema, response_schema))
+        return fn
+
+    return bind(func) if func is not None else bind
+
+
+@dataclass
+class EndpointSpec:
+    """How one endpoint is served: the method, whether it is async, and its document types."""
+
+    method_name: str
+    is_async: bool
+    is_generator: bool
+    input_type: type
+    output_type: type
+    accepted_kwargs: Optional[frozenset[str]] = None  # None = takes **kwargs
+
+    def call_kwargs(self, **available: Any) -> dict[str, Any]:
+        if self.accepted_kwargs is None:
+            return available
+        return {k: v for k, v in available.items() if k in self.accepted_kwargs}
+
+
+@dataclass
+class RuntimeArgs:
+    """What the runtime tells an Executor about where it runs."""
+
+    name: str = 'executor'
+    replica_id: int = 0
+    shard_id: int = 0
+    shards: int = 1
+    replicas: int = 1
+    workspace: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _doc_list_item_type(annotation: Any) -> Optional[type]:
+    """DocList[MyDoc] -> DocList[MyDoc]; Optional[DocList[X]] -> DocList[X]; else None."""
+    from docarray import DocList
+    from docarray.base_doc import BaseDoc
+
+    if annotation is None or annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, DocList):
+        return annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseDoc):
+        return DocList[annotation]
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _doc_list_item_type(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _is_concrete_doc_list(cls: type) -> bool:
+    doc_type = getattr(cls, 'doc_type', None)
+    from docarray.base_doc import BaseDoc
+    return isinstance(doc_type, type) and issubclass(doc_type, BaseDoc)
+
+
+def _endpoint_spec(cls: type, name: str, fn: Callable, request_schema, response_schema) -> EndpointSpec:
+    from plait.documents import DocumentArray
+
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: fall back to raw annotations
+        hints = dict(getattr(fn, '__annotations__', {}))
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())[1:]  # drop self
+    takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    accepted = None if takes_var_kw else frozenset(p.name for p in params)
+    input_type = (_doc_list_item_type(request_schema) or _doc_list_item_type(hints.get('docs'))
+                  or DocumentArray)
+    output_type = (_doc_list_item_type(response_schema) or _doc_list_item_type(hints.get('return'))
+                   or input_type)
+    if not _is_concrete_doc_list(input_type):
+        input_type = DocumentArray
+    if not _is_concrete_doc_list(output_type):
+        output_type = input_type
+    return EndpointSpec(
+        method_name=name,
+        is_async=inspect.iscoroutinefunction(fn),
+        is_generator=inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn),
+        input_type=input_type,
+        output_type=output_type,
+        accepted_kwargs=accepted,
+    )
+
+
+class Executor:
+    """Base class of user processing code. Decorate methods with `@requests`; each receives a
+    batch `docs`, the request `parameters` and more as keyword arguments, and returns
+    documents, a dict of results, or None (documents were changed in place)."""
+
+    requests: dict[str, str] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[str, str] = {}
+        for base in reversed(cls.__mro__[1:]):
+            table.update(getattr(base, 'requests', {}) or {})
+        for name, member in vars(cls).items():
+            bound = getattr(member, _ENDPOINTS_ATTR, None)
+            if bound:
+                for endpoint in bound[0]:
+                    table[endpoint] = name
+        cls.requests = table
+        _registry[cls.__name__] = cls
+
+    def __init__(self, metas: Optional[dict] = None, requests: Optional[dict[str, str]] = None,
+                 runtime_args: Optional[Union[RuntimeArgs, dict]] = None, **kwargs: Any):
+        if isinstance(runtime_args, dict):
+            runtime_args = RuntimeArgs(**runtime_args)
+        self.runtime_args = runtime_args or RuntimeArgs(name=type(self).__name__)
+        self.metas = types.SimpleNamespace(name=self.runtime_args.name, **(metas or {}))
+        self.logger = logging.getLogger(f'plait.{self.metas.name}')
+        if requests:
+            # YAML `requests:` rebinding, e.g. {'/index': 'foo'}
+            table = dict(type(self).requests)
+            for endpoint, method in requests.items():
+                if not callable(getattr(self, method, None)):
+                    from plait.errors import BadConfig
+                    raise BadConfig(f'requests: {endpoint!r} -> {method!r}: {type(self).__name__} '
+                                    f'has no method {method!r}')
+                table[endpoint] = method
+            self.requests = table
+
+    @property
+    def workspace(self) -> Optional[str]:
+        ws = self.runtime_args.workspace or getattr(self.metas, 'workspace', None)
+        if ws:
+            path = os.path.join(ws, self.metas.name, str(self.runtime_args.shard_id))
+            os.makedirs(path, exist_ok=True)
+            return path
+        return None
+
+    def close(self) -> None:
+        """Called once when the serving process stops; override to release resources."""
+
+    @functools.cached_property
+    def endpoint_specs(self) -> dict[str, EndpointSpec]:
+        """The endpoint table with each method's document types, built once."""
+        specs: dict[str, EndpointSpec] = {}
+        for endpoint, name in self.requests.items():
+            fn = getattr(type(self), name)
+            bound = getattr(fn, _ENDPOINTS_ATTR, (None, None, None))
+            specs[endpoint] = _endpoint_spec(type(self), name, fn, bound[1], bound[2])
+        return specs
+
+    def resolve_endpoint(self, endpoint: str) -> Optional[str]:
+        """The table key that serves `endpoint`: itself, else the default, else None."""
+        if endpoint in self.requests:
+            return endpoint
+        if endpoint == DRY_RUN_ENDPOINT:
+            return DRY_RUN_ENDPOINT
+        if DEFAULT_ENDPOINT in self.requests:
+            return DEFAULT_ENDPOINT
+        return None
+
+    def known_endpoints(self) -> list[str]:
+        return sorted(self.requests)
+
+
+class NoOpExecutor(Executor):
+    """What `.add()` serves without `uses`: passes documents through unchanged."""
+
+
+def registered_executor(name: str) -> Optional[type[Executor]]:
+    """An Executor subclass defined so far, by class name (YAML `jtype:`)."""
+    return _registry.get(name)

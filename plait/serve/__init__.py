@@ -1,0 +1,1 @@
+"""What runs inside each microservice process: the executor worker and the gateway."""

@@ -1,0 +1,99 @@
+"""Building a plait gRPC server: the servicers a process offers plus, always, the standard
+health service, server reflection and `jina.JinaInfoRPC/_status`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable, Optional
+
+import grpc
+from google.protobuf import empty_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from plait.errors import RuntimeFailedToStart
+from plait.proto import jina_common_pb2, jina_common_pb2_grpc
+from plait.serve.info import status_info
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _env_bytes(name: str) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else -1
+
+
+def grpc_options() -> list[tuple[str, Any]]:
+    """Channel and server options shared by every plait hop (as Jina: unlimited sizes unless
+    PLAIT_GRPC_SEND_BYTES / PLAIT_GRPC_RECV_BYTES say otherwise, keepalive pings)."""
+    return [
+        ('grpc.max_send_message_length', _env_bytes('PLAIT_GRPC_SEND_BYTES')),
+        ('grpc.max_receive_message_length', _env_bytes('PLAIT_GRPC_RECV_BYTES')),
+        ('grpc.keepalive_time_ms', 9999),
+        ('grpc.keepalive_timeout_ms', 4999),
+        ('grpc.keepalive_permit_without_calls', 1),
+        ('grpc.http2.max_pings_without_data', 0),
+        ('grpc.so_reuseport', 0),
+    ]
+
+
+class InfoServicer(jina_common_pb2_grpc.JinaInfoRPCServicer):
+    async def _status(self, request: empty_pb2.Empty, context: Any) -> jina_common_pb2.JinaInfoProto:
+        info = status_info()
+        return jina_common_pb2.JinaInfoProto(jina=info['jina'], envs=info['envs'])
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except OSError as e:
+        raise RuntimeFailedToStart(f'cannot read TLS {what} {path!r}: {e.strerror}') from None
+
+
+async def start_grpc_server(
+    host: str,
+    port: int,
+    services: Iterable[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
+    ssl_certfile: Optional[str] = None,
+    ssl_keyfile: Optional[str] = None,
+) -> tuple[grpc.aio.Server, HealthServicer]:
+    """Start a server on host:port serving `services` ((add_fn, servicer, full service name))
+    plus health (overall status NOT_SERVING until the caller says otherwise), reflection and
+    _status. Raises RuntimeFailedToStart with a clear message when the port is taken."""
+    server = grpc.aio.server(options=grpc_options())
+    health = HealthServicer()
+    names = [health_pb2.DESCRIPTOR.services_by_name['Health'].full_name,
+             reflection.SERVICE_NAME, 'jina.JinaInfoRPC']
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    jina_common_pb2_grpc.add_JinaInfoRPCServicer_to_server(InfoServicer(), server)
+    for add_fn, servicer, name in services:
+        add_fn(servicer, server)
+        names.append(name)
+    reflection.enable_server_reflection(names, server)
+    address = f'{host}:{port}'
+    try:
+        if ssl_certfile or ssl_keyfile:
+            if not (ssl_certfile and ssl_keyfile):
+                raise RuntimeFailedToStart('TLS needs both ssl_certfile and ssl_keyfile')
+            creds = grpc.ssl_server_credentials([(_read(ssl_keyfile, 'key file'),
+                                                  _read(ssl_certfile, 'certificate file'))])
+            bound = server.add_secure_port(address, creds)
+        else:
+            bound = server.add_insecure_port(address)
+    except RuntimeError as e:
+        raise RuntimeFailedToStart(f'cannot listen on {address}: port {port} is already in use '
+                                   f'or the address is not available ({e})') from None
+    if not bound:
+        raise RuntimeFailedToStart(f'cannot listen on {address}: port {port} is already in use')
+    await health.set('', NOT_SERVING)
+    await server.start()
+    return server, health
+
+
+async def set_serving(health: HealthServicer, names: Iterable[str], serving: bool) -> None:
+    status = SERVING if serving else NOT_SERVING
+    for name in ['', *names]:
+        await health.set(name, status)

@@ -1,0 +1,403 @@
+"""The executor runtime: one process serving one Executor replica over gRPC.
+
+It listens first (health NOT_SERVING), builds the Executor, then turns SERVING; on SIGTERM it
+turns NOT_SERVING, refuses new requests, lets in-flight ones finish (bounded by a grace
+period) and exits. User code never blocks health: sync methods run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Optional
+
+import grpc
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from plait.logs import get_logger
+from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2, jina_data_pb2_grpc
+from plait.serve.grpc_server import set_serving, start_grpc_server
+from plait.serve.lifecycle import Lifecycle, State
+from plait.serve.messages import (decode_docs, dict_to_struct, encode_docs, exception_status,
+                                  struct_to_dict)
+
+DataRequestProto = jina_data_pb2.DataRequestProto
+StatusProto = jina_common_pb2.StatusProto
+
+DATA_SERVICES = ('jina.JinaSingleDataRequestRPC', 'jina.JinaDataRequestRPC', 'jina.JinaRPC',
+                 'jina.JinaDiscoverEndpointsRPC')
+
+
+@dataclass
+class WorkerConfig:
+    uses: str = 'plait.executor:NoOpExecutor'   # class reference (see plait.uses.class_reference) or YAML path
+    uses_with: dict[str, Any] = field(default_factory=dict)
+    uses_metas: dict[str, Any] = field(default_factory=dict)
+    uses_requests: Optional[dict[str, str]] = None
+    name: str = 'executor'
+    host: str = '0.0.0.0'
+    port: int = 0
+    replica_id: int = 0
+    shard_id: int = 0
+    replicas: int = 1
+    shards: int = 1
+    workspace: Optional[str] = None
+    grace: float = 10.0            # seconds in-flight requests get to finish on SIGTERM
+    allow_concurrent: bool = False  # run sync methods of one replica concurrently
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class ExecutorRunner:
+    """Calls the Executor for one data request and turns the outcome into a response."""
+
+    def __init__(self, executor: Any, name: str, allow_concurrent: bool):
+        from plait.executor import DRY_RUN_ENDPOINT
+
+        self.executor = executor
+        self.name = name
+        self._dry_run = DRY_RUN_ENDPOINT
+        self._pool = ThreadPoolExecutor(max_workers=4 if allow_concurrent else 1,
+                                        thread_name_prefix=f'{name}-user')
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def process(self, requests: list[DataRequestProto], context: Any) -> DataRequestProto:
+        """Serve one request (or several, from a join, merged into one call)."""
+        first = requests[0]
+        response = DataRequestProto()
+        response.header.CopyFrom(first.header)
+        response.parameters.CopyFrom(first.parameters)
+        response.routes.extend(first.routes)
+        route = response.routes.add(executor=self.name, start_time=_now())
+        endpoint = first.header.exec_endpoint if first.header.HasField('exec_endpoint') else '/'
+        try:
+            key = self.executor.resolve_endpoint(endpoint)
+            if key is None:
+                from plait.errors import BadRequest
+                raise BadRequest(f'endpoint {endpoint!r} is not served by executor {self.name}; '
+                                 f'it serves {self.executor.known_endpoints()}')
+            if key == self._dry_run and key not in self.executor.requests:
+                response.data.CopyFrom(first.data)
+            else:
+                await self._call(key, requests, response)
+        except Exception as ex:  # user code or bad documents: report, keep serving
+            status = exception_status(ex, executor=self.name)
+            response.header.status.CopyFrom(status)
+            route.status.CopyFrom(status)
+            if context is not None:
+                context.set_trailing_metadata((('is-error', 'true'),))
+            if not isinstance(ex, (ValueError, LookupError)):
+                get_logger(self.name).error('%s raised on %s: %r', self.name, endpoint, ex)
+        route.end_time.CopyFrom(_now())
+        return response
+
+    async def _call(self, key: str, requests: list[DataRequestProto], response: DataRequestProto) -> None:
+        spec = self.executor.endpoint_specs[key]
+        docs_matrix = [decode_docs(r.data, spec.input_type) for r in requests]
+        docs = docs_matrix[0] if len(docs_matrix) == 1 else _merge_by_id(docs_matrix, spec.input_type)
+        parameters = struct_to_dict(requests[0].parameters)
+        kwargs = spec.call_kwargs(docs=docs, parameters=parameters,
+                                  docs_matrix=docs_matrix if len(docs_matrix) > 1 else None,
+                                  docs_map=None, tracing_context=None)
+        method = getattr(self.executor, spec.method_name)
+        if spec.is_async:
+            result = await method(**kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._pool, lambda: method(**kwargs))
+        if result is None:
+            out = docs
+        elif isinstance(result, dict):
+            out = docs
+            results = dict(parameters.get('__results__') or {})
+            results[self.name] = result
+            dict_to_struct({'__results__': results}, response.parameters)
+        else:
+            out = result
+        if not hasattr(out, 'to_protobuf'):
+            raise TypeError(f'{type(self.executor).__name__}.{spec.method_name} returned '
+                            f'{type(result).__name__}; return a DocList, a dict or None')
+        encode_docs(out, response.data)
+
+
+def _merge_by_id(docs_matrix: list[Any], doc_list_type: type) -> Any:
+    """Documents of several predecessors, one per id, later fields overriding earlier ones."""
+    merged: dict[str, Any] = {}
+    for docs in docs_matrix:
+        for doc in docs:
+            merged[doc.id] = doc
+    return doc_list_type(list(merged.values()))
+
+
+class WorkerServicer(jina_data_pb2_grpc.JinaSingleDataRequestRPCServicer,
+                     jina_data_pb2_grpc.JinaDataRequestRPCServicer,
+                     jina_data_pb2_grpc.JinaRPCServicer,
+                     jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
+    def __init__(self, runtime: 'WorkerRuntime'):
+        self._rt = runtime
+
+    async def process_single_data(self, request: DataRequestProto, context: Any) -> DataRequestProto:
+        return await self._rt.serve([request], context)
+
+    async def process_data(self, request: Any, context: Any) -> DataRequestProto:
+        if not request.requests:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'process_data got an empty request list')
+        return await self._rt.serve(list(request.requests), context)
+
+    async def Call(self, request_iterator: AsyncIterator[DataRequestProto], context: Any) -> AsyncIterator[DataRequestProto]:
+        # Requests of one stream are served concurrently; responses go out as they finish.
+        results: asyncio.Queue = asyncio.Queue()
+        pending = 0
+        done_reading = False
+
+        async def serve_one(req: DataRequestProto) -> None:
+            try:
+                await results.put(await self._rt.serve([req], None))
+            except Exception as ex:  # e.g. refused while draining
+                await results.put(ex)
+
+        async def reader() -> None:
+            nonlocal pending, done_reading
+            async for req in request_iterator:
+                pending += 1
+                asyncio.ensure_future(serve_one(req))
+            done_reading = True
+            await results.put(None)
+
+        read_task = asyncio.ensure_future(reader())
+        try:
+            while True:
+                item = await results.get()
+                if item is None:
+                    if pending == 0:
+                        break
+                    continue
+                pending -= 1
+                if isinstance(item, Exception):
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, str(item))
+                yield item
+                if done_reading and pending == 0:
+                    break
+        finally:
+            read_task.cancel()
+
+    async def endpoint_discovery(self, request: Any, context: Any) -> jina_common_pb2.EndpointsProto:
+        return self._rt.endpoints_proto()
+
+
+class WorkerRuntime:
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        self.logger = get_logger(f'{config.name}/rep-{config.replica_id}')
+        self.address = f'{config.host}:{config.port}'
+        self.lifecycle = Lifecycle(self.logger, self.address)
+        self.runner: Optional[ExecutorRunner] = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stop = asyncio.Event()
+
+    async def serve(self, requests: list[DataRequestProto], context: Any) -> DataRequestProto:
+        if not self.lifecycle.accepts_requests or self.runner is None:
+            state = self.lifecycle.state.value
+            if context is not None:
+                await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                    f'executor {self.config.name} at {self.address} is {state}')
+            raise RuntimeError(f'executor {self.config.name} at {self.address} is {state}')
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self.runner.process(requests, context)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    def endpoints_proto(self) -> jina_common_pb2.EndpointsProto:
+        from plait.executor import DRY_RUN_ENDPOINT
+
+        assert self.runner is not None
+        executor = self.runner.executor
+        schemas: dict[str, Any] = {}
+        for endpoint, spec in executor.endpoint_specs.items():
+            schemas[endpoint] = {
+                'input': {'name': spec.input_type.doc_type.__name__, 'model': _json_schema(spec.input_type)},
+                'output': {'name': spec.output_type.doc_type.__name__, 'model': _json_schema(spec.output_type)},
+                'is_generator': spec.is_generator,
+                'is_singleton_doc': False,
+                'parameters': {'name': None, 'model': None},
+            }
+        endpoints = sorted(set(executor.requests) | {DRY_RUN_ENDPOINT})
+        schemas.setdefault(DRY_RUN_ENDPOINT, {'input': None, 'output': None, 'is_generator': False,
+                                              'is_singleton_doc': False, 'parameters': None})
+        proto = jina_common_pb2.EndpointsProto(endpoints=endpoints)
+        proto.schemas.update(schemas)
+        return proto
+
+    def _build_executor(self) -> Any:
+        from plait.executor import RuntimeArgs
+        from plait.uses import load_class_reference, resolve_uses
+
+        cfg = self.config
+        if cfg.uses.endswith(('.yml', '.yaml')):
+            spec = resolve_uses(cfg.uses, cfg.uses_with, cfg.uses_metas)
+            cls, uses_with, metas, reqs = spec.cls, spec.uses_with, spec.metas, spec.requests
+        else:
+            cls, uses_with, metas, reqs = load_class_reference(cfg.uses), cfg.uses_with, cfg.uses_metas, None
+        reqs = cfg.uses_requests or reqs
+        runtime_args = RuntimeArgs(name=cfg.name, replica_id=cfg.replica_id, shard_id=cfg.shard_id,
+                                   replicas=cfg.replicas, shards=cfg.shards, workspace=cfg.workspace)
+        extra: dict[str, Any] = {'metas': metas, 'runtime_args': runtime_args}
+        if reqs:
+            extra['requests'] = reqs
+        executor = cls(**uses_with, **extra)
+        if not hasattr(executor, 'runtime_args'):  # subclass forgot super().__init__(**kwargs)
+            from plait.errors import BadConfig
+            raise BadConfig(f'{cls.__name__}.__init__ must call super().__init__(**kwargs)')
+        executor.endpoint_specs  # build the endpoint table now, not on the first request
+        return executor
+
+    async def run(self, ready_fd: Optional[int] = None) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        servicer = WorkerServicer(self)
+        services = [
+            (jina_data_pb2_grpc.add_JinaSingleDataRequestRPCServicer_to_server, servicer, DATA_SERVICES[0]),
+            (jina_data_pb2_grpc.add_JinaDataRequestRPCServicer_to_server, servicer, DATA_SERVICES[1]),
+            (jina_data_pb2_grpc.add_JinaRPCServicer_to_server, servicer, DATA_SERVICES[2]),
+            (jina_common_pb2_grpc.add_JinaDiscoverEndpointsRPCServicer_to_server, servicer, DATA_SERVICES[3]),
+        ]
+        server, health = await start_grpc_server(self.config.host, self.config.port, services)
+        self.logger.debug('start listening on %s', self.address)
+        try:
+            executor = await loop.run_in_executor(None, self._build_executor)
+        except Exception:
+            self.logger.exception('could not build the Executor (uses=%s)', _short(self.config.uses))
+            await server.stop(0)
+            return 1
+        self.runner = ExecutorRunner(executor, self.config.name, self.config.allow_concurrent)
+        await set_serving(health, DATA_SERVICES, True)
+        self.lifecycle.move_to(State.READY)
+        _signal_ready(ready_fd)
+        watch_parent = asyncio.ensure_future(_exit_when_parent_dies(self._stop))
+        await self._stop.wait()
+        watch_parent.cancel()
+        self.lifecycle.move_to(State.DRAINING, f'{self._in_flight} request(s) in flight')
+        await health.enter_graceful_shutdown()
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.config.grace)
+        except asyncio.TimeoutError:
+            self.logger.warning('grace period of %.1fs over with %d request(s) still running',
+                                self.config.grace, self._in_flight)
+        await server.stop(0.5)
+        try:
+            executor.close()
+        except Exception:
+            self.logger.exception('Executor.close() raised')
+        self.runner.close()
+        self.lifecycle.move_to(State.STOPPED)
+        return 0
+
+
+def _short(text: str) -> str:
+    return text if len(text) < 80 else text[:77] + '...'
+
+
+def _json_schema(doc_list_type: Any) -> Any:
+    try:
+        return doc_list_type.doc_type.model_json_schema()
+    except Exception:  # some tensor types have no JSON schema
+        return {'title': doc_list_type.doc_type.__name__, 'type': 'object'}
+
+
+def _signal_ready(fd: Optional[int]) -> None:
+    """Tell the parent we are ready: one line on an inherited pipe (no polling needed)."""
+    if fd is None:
+        return
+    try:
+        os.write(fd, b'ready\n')
+        os.close(fd)
+    except OSError:
+        pass
+
+
+async def _exit_when_parent_dies(stop: asyncio.Event) -> None:
+    """A replica never outlives the Flow/Deployment process that started it."""
+    parent = os.environ.get('PLAIT_PARENT_PID')
+    if not parent:
+        return
+    while not stop.is_set():
+        if os.getppid() != int(parent):
+            stop.set()
+            return
+        await asyncio.sleep(0.5)
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--uses', default='plait.executor:NoOpExecutor',
+                        help="Executor class as 'module:Class', a registered class name, or a YAML file")
+    parser.add_argument('--uses-with', default='{}', help='JSON object of constructor arguments')
+    parser.add_argument('--uses-metas', default='{}', help='JSON object of metas')
+    parser.add_argument('--uses-requests', default=None, help='JSON object endpoint -> method name')
+    parser.add_argument('--name', default='executor')
+    parser.add_argument('--host', default='0.0.0.0')
+    parser.add_argument('--port', type=int, required=True)
+    parser.add_argument('--replica-id', type=int, default=0)
+    parser.add_argument('--shard-id', type=int, default=0)
+    parser.add_argument('--replicas', type=int, default=1)
+    parser.add_argument('--shards', type=int, default=1)
+    parser.add_argument('--workspace', default=None)
+    parser.add_argument('--grace', type=float, default=10.0, help='seconds to drain on SIGTERM')
+    parser.add_argument('--allow-concurrent', action='store_true')
+
+
+def config_from_args(args: argparse.Namespace) -> WorkerConfig:
+    def obj(text: Optional[str], flag: str) -> Any:
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f'{flag}: not valid JSON ({e})')
+        if not isinstance(value, dict):
+            raise SystemExit(f'{flag}: expected a JSON object')
+        return value
+
+    return WorkerConfig(
+        uses=args.uses, uses_with=obj(args.uses_with, '--uses-with'),
+        uses_metas=obj(args.uses_metas, '--uses-metas'), uses_requests=obj(args.uses_requests, '--uses-requests'),
+        name=args.name, host=args.host, port=args.port, replica_id=args.replica_id,
+        shard_id=args.shard_id, replicas=args.replicas, shards=args.shards, workspace=args.workspace,
+        grace=args.grace, allow_concurrent=args.allow_concurrent)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='plait executor', description='Serve one Executor replica over gRPC.')
+    add_worker_arguments(parser)
+    args = parser.parse_args(argv)
+    config = config_from_args(args)
+    ready_fd = os.environ.get('PLAIT_READY_FD')
+    from plait.errors import RuntimeFailedToStart
+
+    try:
+        return asyncio.run(WorkerRuntime(config).run(int(ready_fd) if ready_fd else None))
+    except RuntimeFailedToStart as e:
+        get_logger(config.name).error('%s', e)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

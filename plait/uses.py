@@ -1,0 +1,138 @@
+"""Resolving `uses=`: an Executor class, 'module:Class', 'module.Class', a registered class
+name, or a YAML file (`jtype:` + `with:` + `metas:` + `py_modules:`), into a class and its
+constructor arguments; and carrying a class to a fresh process."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from plait.errors import BadConfig, UsesNotFound
+
+
+@dataclass
+class ExecutorSpec:
+    """What a worker process needs to build its Executor."""
+
+    cls: type
+    uses_with: dict[str, Any] = field(default_factory=dict)
+    metas: dict[str, Any] = field(default_factory=dict)
+    requests: Optional[dict[str, str]] = None
+
+
+def _load_py_module(path: str) -> None:
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in sys.modules and getattr(sys.modules[name], '__file__', None) == os.path.abspath(path):
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsesNotFound(f'py_modules: cannot load {path!r}')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except FileNotFoundError as e:
+        del sys.modules[name]
+        raise UsesNotFound(f'py_modules: file {path!r} does not exist') from e
+
+
+def _class_from_string(uses: str) -> type:
+    from plait.executor import Executor, registered_executor
+
+    found = registered_executor(uses)
+    if found is not None:
+        return found
+    if ':' in uses:
+        module_name, _, qualname = uses.partition(':')
+    elif '.' in uses:
+        module_name, _, qualname = uses.rpartition('.')
+    else:
+        raise UsesNotFound(
+            f'uses={uses!r}: no Executor class of that name is defined; give a class, '
+            f"'module:Class', or a YAML file")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UsesNotFound(f'uses={uses!r}: cannot import module {module_name!r} ({e})') from e
+    for part in qualname.split('.'):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise UsesNotFound(f'uses={uses!r}: module {module_name!r} has no {qualname!r}')
+    if not (isinstance(obj, type) and issubclass(obj, Executor)):
+        raise UsesNotFound(f'uses={uses!r} is {obj!r}, not an Executor subclass')
+    return obj
+
+
+def _spec_from_yaml(path: str) -> ExecutorSpec:
+    from plait.yaml_config import load_yaml_file
+
+    doc = load_yaml_file(path)
+    if not isinstance(doc, dict) or 'jtype' not in doc:
+        raise BadConfig(f'{path}: an Executor YAML needs a top-level `jtype:` naming the class')
+    unknown = set(doc) - {'jtype', 'with', 'metas', 'py_modules', 'requests'}
+    if unknown:
+        raise BadConfig(f'{path}: unknown key(s) {sorted(unknown)}; expected jtype, with, metas, '
+                        'py_modules, requests')
+    base = os.path.dirname(os.path.abspath(path))
+    modules = doc.get('py_modules') or (doc.get('metas') or {}).get('py_modules') or []
+    for module in [modules] if isinstance(modules, str) else modules:
+        _load_py_module(os.path.join(base, module))
+    cls = _class_from_string(str(doc['jtype']))
+    metas = dict(doc.get('metas') or {})
+    metas.pop('py_modules', None)
+    return ExecutorSpec(cls=cls, uses_with=dict(doc.get('with') or {}), metas=metas,
+                        requests=doc.get('requests'))
+
+
+def resolve_uses(uses: Union[None, str, type], uses_with: Optional[dict] = None,
+                 uses_metas: Optional[dict] = None) -> ExecutorSpec:
+    """Turn a `uses=` value into an ExecutorSpec, or raise a clear UsesNotFound/BadConfig."""
+    from plait.executor import Executor, NoOpExecutor
+
+    if uses is None:
+        spec = ExecutorSpec(cls=NoOpExecutor)
+    elif isinstance(uses, type):
+        if not issubclass(uses, Executor):
+            raise UsesNotFound(f'uses={uses!r} is not a subclass of plait.Executor')
+        spec = ExecutorSpec(cls=uses)
+    elif isinstance(uses, str) and uses.endswith(('.yml', '.yaml')):
+        if not os.path.exists(uses):
+            raise UsesNotFound(f'uses={uses!r}: no such YAML file')
+        spec = _spec_from_yaml(uses)
+    elif isinstance(uses, str):
+        spec = ExecutorSpec(cls=_class_from_string(uses))
+    else:
+        raise UsesNotFound(f'uses= takes an Executor class, a string or a YAML path, got {uses!r}')
+    spec.uses_with.update(uses_with or {})
+    spec.metas.update(uses_metas or {})
+    return spec
+
+
+def class_reference(cls: type) -> str:
+    """How to name `cls` to a fresh interpreter: 'module:Qualname' when importable there,
+    else 'pickle:<base64 cloudpickle>' (classes defined in a user's script or a notebook)."""
+    module = getattr(cls, '__module__', '')
+    qualname = getattr(cls, '__qualname__', '')
+    if module and module != '__main__' and '<locals>' not in qualname:
+        mod = sys.modules.get(module)
+        origin = getattr(mod, '__file__', None)
+        # modules loaded from a file path (py_modules) are not importable by name elsewhere
+        if origin and importlib.util.find_spec(module) is not None:
+            return f'{module}:{qualname}'
+    import cloudpickle
+
+    return 'pickle:' + base64.b64encode(cloudpickle.dumps(cls)).decode('ascii')
+
+
+def load_class_reference(ref: str) -> type:
+    """Inverse of class_reference, run in the worker process."""
+    if ref.startswith('pickle:'):
+        import pickle
+
+        return pickle.loads(base64.b64decode(ref[len('pickle:'):]))
+    return _class_from_string(ref)
