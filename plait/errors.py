@@ -5,6 +5,7 @@
     │   └── UsesNotFound          `uses=` names nothing importable
     ├── RuntimeFailedToStart      a process did not become ready (crashed, timed out, port in use)
     ├── InternalNetworkError      a deployment could not be reached (names it and its addresses)
+    ├── RequestTimeout            a request took longer than its timeout
     ├── BadRequest                the request itself is wrong (unknown endpoint, bad documents)
     └── ExecutorError             user code raised; carries the remote name, args and stack
 
@@ -39,6 +40,10 @@ class InternalNetworkError(PlaitError, ConnectionError):
         super().__init__(message)
         self.deployment = deployment
         self.addresses = tuple(addresses)
+
+
+class RequestTimeout(PlaitError, TimeoutError):
+    """A request did not complete within its timeout."""
 
 
 class BadRequest(PlaitError, ValueError):

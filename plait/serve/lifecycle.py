@@ -3,8 +3,11 @@ each state means for health. Every transition is logged once, with the address."
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
+import os
+from typing import Optional
 
 
 class State(enum.Enum):
@@ -39,3 +42,26 @@ class Lifecycle:
         self.state = new
         self._logger.info('%s at %s%s', new.value, self._address, f' ({detail})' if detail else '')
         return True
+
+
+def signal_ready(fd: Optional[int]) -> None:
+    """Tell the parent we are ready: one line on an inherited pipe (no polling needed)."""
+    if fd is None:
+        return
+    try:
+        os.write(fd, b'ready\n')
+        os.close(fd)
+    except OSError:
+        pass
+
+
+async def exit_when_parent_dies(stop: asyncio.Event) -> None:
+    """A replica never outlives the Flow/Deployment process that started it."""
+    parent = os.environ.get('PLAIT_PARENT_PID')
+    if not parent:
+        return
+    while not stop.is_set():
+        if os.getppid() != int(parent):
+            stop.set()
+            return
+        await asyncio.sleep(0.5)

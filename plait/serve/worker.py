@@ -23,7 +23,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from plait.logs import get_logger
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2, jina_data_pb2_grpc
 from plait.serve.grpc_server import set_serving, start_grpc_server
-from plait.serve.lifecycle import Lifecycle, State
+from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signal_ready
 from plait.serve.messages import (decode_docs, dict_to_struct, encode_docs, exception_status,
                                   struct_to_dict)
 
@@ -291,8 +291,8 @@ class WorkerRuntime:
         self.runner = ExecutorRunner(executor, self.config.name, self.config.allow_concurrent)
         await set_serving(health, DATA_SERVICES, True)
         self.lifecycle.move_to(State.READY)
-        _signal_ready(ready_fd)
-        watch_parent = asyncio.ensure_future(_exit_when_parent_dies(self._stop))
+        signal_ready(ready_fd)
+        watch_parent = asyncio.ensure_future(exit_when_parent_dies(self._stop))
         await self._stop.wait()
         watch_parent.cancel()
         self.lifecycle.move_to(State.DRAINING, f'{self._in_flight} request(s) in flight')
@@ -321,29 +321,6 @@ def _json_schema(doc_list_type: Any) -> Any:
         return doc_list_type.doc_type.model_json_schema()
     except Exception:  # some tensor types have no JSON schema
         return {'title': doc_list_type.doc_type.__name__, 'type': 'object'}
-
-
-def _signal_ready(fd: Optional[int]) -> None:
-    """Tell the parent we are ready: one line on an inherited pipe (no polling needed)."""
-    if fd is None:
-        return
-    try:
-        os.write(fd, b'ready\n')
-        os.close(fd)
-    except OSError:
-        pass
-
-
-async def _exit_when_parent_dies(stop: asyncio.Event) -> None:
-    """A replica never outlives the Flow/Deployment process that started it."""
-    parent = os.environ.get('PLAIT_PARENT_PID')
-    if not parent:
-        return
-    while not stop.is_set():
-        if os.getppid() != int(parent):
-            stop.set()
-            return
-        await asyncio.sleep(0.5)
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:

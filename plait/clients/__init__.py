@@ -1,0 +1,166 @@
+"""Client (blocking) and AsyncClient: post documents to a Flow, Deployment or Executor over
+grpc, http or websocket, and ask whether it is ready."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, AsyncIterator, Callable, Coroutine, Optional
+
+from plait.clients.base import Callbacks, build_requests, parse_address
+from plait.request import DataRequest
+
+DEFAULT_PROBE_TIMEOUT = 3.0  # seconds; readiness calls never wait longer unless asked
+
+
+def _make_transport(host: str, port: int, protocol: str, tls: bool, **options: Any) -> Any:
+    if protocol == 'grpc':
+        from plait.clients.grpc import GrpcTransport
+
+        return GrpcTransport(host, port, tls, compression=options.get('compression'),
+                             root_certificates=options.get('root_certificates'))
+    if protocol == 'http':
+        from plait.clients.http import HttpTransport
+
+        return HttpTransport(host, port, tls, verify=options.get('verify', True))
+    from plait.clients.websocket import WebSocketTransport
+
+    return WebSocketTransport(host, port, tls, verify=options.get('verify', True))
+
+
+class AsyncClient:
+    """`async for docs in client.post('/', inputs)`: one item per response, as they arrive."""
+
+    def __init__(self, host: str = '127.0.0.1', port: Optional[int] = None, protocol: str = 'grpc',
+                 tls: bool = False, compression: Optional[str] = None, prefetch: int = 1000,
+                 root_certificates: Optional[bytes] = None, verify: Any = True, **kwargs: Any):
+        self.host, self.port, self.protocol, self.tls = parse_address(host, port, protocol, tls)
+        self.prefetch = prefetch
+        self._transport = _make_transport(self.host, self.port, self.protocol, self.tls,
+                                          compression=compression, root_certificates=root_certificates,
+                                          verify=verify)
+
+    async def post(self, on: str = '/', inputs: Any = None, request_size: int = 100,
+                   parameters: Optional[dict] = None, target_executor: Optional[str] = None,
+                   return_responses: bool = False, on_done: Optional[Callable] = None,
+                   on_error: Optional[Callable] = None, on_always: Optional[Callable] = None,
+                   timeout: Optional[float] = None, prefetch: Optional[int] = None,
+                   results_in_order: bool = True, continue_on_error: bool = False,
+                   return_type: Optional[type] = None, **kwargs: Any) -> AsyncIterator[Any]:
+        requests = list(build_requests(on, inputs, request_size, parameters, target_executor))
+        callbacks = Callbacks(on_done, on_error, on_always, continue_on_error)
+        window = self.prefetch if prefetch is None else prefetch
+        async for proto in self._transport.send(requests, window, timeout, results_in_order):
+            response = DataRequest(proto, return_type)
+            ok = await callbacks.apply(response)
+            if return_responses:
+                yield response
+            elif ok:
+                yield response.docs
+
+    async def is_flow_ready(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
+        return await self._transport.is_ready('flow', timeout)
+
+    async def is_deployment_ready(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
+        return await self._transport.is_ready('deployment', timeout)
+
+    async def dry_run(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
+        return await self._transport.dry_run(timeout)
+
+    async def status(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> dict[str, dict[str, str]]:
+        return await self._transport.status_info(timeout)
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+    async def __aenter__(self) -> 'AsyncClient':
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+
+class _LoopThread:
+    """A private event loop in a daemon thread, so blocking calls work anywhere (also inside
+    a running loop, e.g. a notebook) and connections persist between calls."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name='plait-client', daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=2)
+
+
+class Client:
+    """Blocking client: `Client(port=12345).post('/', docs)` returns the documents."""
+
+    def __init__(self, host: str = '127.0.0.1', port: Optional[int] = None, protocol: str = 'grpc',
+                 tls: bool = False, **kwargs: Any):
+        self._async = AsyncClient(host, port, protocol, tls, **kwargs)
+        self.host, self.port, self.protocol, self.tls = (self._async.host, self._async.port,
+                                                         self._async.protocol, self._async.tls)
+        self._runner: Optional[_LoopThread] = None
+        self._lock = threading.Lock()
+
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        with self._lock:
+            if self._runner is None:
+                self._runner = _LoopThread()
+        return self._runner.run(coro)
+
+    def post(self, on: str = '/', inputs: Any = None, request_size: int = 100, **kwargs: Any) -> Any:
+        async def collect() -> Any:
+            items = [item async for item in self._async.post(on, inputs, request_size, **kwargs)]
+            if kwargs.get('return_responses'):
+                return items
+            if not items:
+                from plait.documents import DocumentArray
+
+                return (kwargs.get('return_type') or DocumentArray)()
+            docs = items[0]
+            for more in items[1:]:
+                docs.extend(more)
+            return docs
+
+        return self._run(collect())
+
+    def is_flow_ready(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
+        return self._run(self._async.is_flow_ready(timeout))
+
+    def is_deployment_ready(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
+        return self._run(self._async.is_deployment_ready(timeout))
+
+    def dry_run(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
+        return self._run(self._async.dry_run(timeout))
+
+    def status(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> dict[str, dict[str, str]]:
+        return self._run(self._async.status(timeout))
+
+    def close(self) -> None:
+        if self._runner is not None:
+            try:
+                self._run(self._async.close())
+            finally:
+                self._runner.stop()
+                self._runner = None
+
+    def __enter__(self) -> 'Client':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        runner = getattr(self, '_runner', None)
+        if runner is not None:
+            runner.stop()
+
+
+__all__ = ['AsyncClient', 'Client']

@@ -1,0 +1,150 @@
+"""The gRPC transport: unary `process_single_data` for one request, the `JinaRPC/Call`
+stream (bounded by prefetch) for many; health, readiness and dry_run probes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Optional
+
+import grpc
+from google.protobuf import empty_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
+from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2, jina_data_pb2_grpc
+from plait.serve.grpc_server import grpc_options
+
+_COMPRESSION = {None: None, 'none': grpc.Compression.NoCompression, 'gzip': grpc.Compression.Gzip,
+                'deflate': grpc.Compression.Deflate}
+
+
+def compression_of(name: Optional[str]) -> Optional[grpc.Compression]:
+    key = name.lower() if isinstance(name, str) else name
+    if key not in _COMPRESSION:
+        raise ValueError(f'compression={name!r}: use none, gzip or deflate')
+    return _COMPRESSION[key]
+
+
+def translate_rpc_error(e: grpc.aio.AioRpcError, where: str) -> Exception:
+    code = e.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return InternalNetworkError(f'cannot reach {where}: {e.details()}', addresses=[where])
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return RequestTimeout(f'{where} did not answer in time: {e.details()}')
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION):
+        return BadRequest(f'{where} refused the request ({code.name}): {e.details()}')
+    return InternalNetworkError(f'{where} failed the request ({code.name}): {e.details()}', addresses=[where])
+
+
+class GrpcTransport:
+    def __init__(self, host: str, port: int, tls: bool = False, compression: Optional[str] = None,
+                 root_certificates: Optional[bytes] = None):
+        self.target = f'{host}:{port}'
+        self.where = f'{"grpcs" if tls else "grpc"}://{self.target}'
+        self._tls = tls
+        self._root_certificates = root_certificates
+        self._compression = compression_of(compression)
+        self._channel: Optional[grpc.aio.Channel] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def _ensure_channel(self) -> grpc.aio.Channel:
+        loop = asyncio.get_running_loop()
+        if self._channel is None or self._loop is not loop:
+            if self._tls:
+                creds = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
+                self._channel = grpc.aio.secure_channel(self.target, creds, options=grpc_options(),
+                                                        compression=self._compression)
+            else:
+                self._channel = grpc.aio.insecure_channel(self.target, options=grpc_options(),
+                                                          compression=self._compression)
+            self._loop = loop
+        return self._channel
+
+    async def close(self) -> None:
+        if self._channel is not None and self._loop is asyncio.get_running_loop():
+            await self._channel.close()
+        self._channel = None
+
+    async def send(self, requests: list[jina_data_pb2.DataRequestProto], prefetch: int,
+                   timeout: Optional[float], results_in_order: bool) -> AsyncIterator[jina_data_pb2.DataRequestProto]:
+        channel = self._ensure_channel()
+        try:
+            if len(requests) == 1:
+                stub = jina_data_pb2_grpc.JinaSingleDataRequestRPCStub(channel)
+                yield await stub.process_single_data(requests[0], timeout=timeout)
+                return
+            stub = jina_data_pb2_grpc.JinaRPCStub(channel)
+            window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
+
+            async def outgoing() -> AsyncIterator[jina_data_pb2.DataRequestProto]:
+                for req in requests:
+                    if window is not None:
+                        await window.acquire()
+                    yield req
+
+            metadata = (('__results_in_order__', 'true' if results_in_order else 'false'),
+                        ('__prefetch__', str(prefetch or 0)))
+            call = stub.Call(outgoing(), timeout=timeout, metadata=metadata)
+            order = {r.header.request_id: i for i, r in enumerate(requests)}
+            held: dict[int, jina_data_pb2.DataRequestProto] = {}
+            next_index = 0
+            async for response in call:
+                if window is not None:
+                    window.release()
+                if not results_in_order:
+                    yield response
+                    continue
+                held[order.get(response.header.request_id, next_index)] = response
+                while next_index in held:
+                    yield held.pop(next_index)
+                    next_index += 1
+            for index in sorted(held):
+                yield held[index]
+        except grpc.aio.AioRpcError as e:
+            raise translate_rpc_error(e, self.where) from None
+
+    async def health(self, service: str, timeout: float) -> int:
+        """The ServingStatus of `service`; raises AioRpcError (e.g. NOT_FOUND, UNAVAILABLE)."""
+        stub = health_pb2_grpc.HealthStub(self._ensure_channel())
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        return reply.status
+
+    async def dry_run_status(self, timeout: float) -> jina_common_pb2.StatusProto:
+        stub = jina_common_pb2_grpc.JinaGatewayDryRunRPCStub(self._ensure_channel())
+        return await stub.dry_run(empty_pb2.Empty(), timeout=timeout)
+
+    async def is_ready(self, kind: str, timeout: float) -> bool:
+        """kind 'flow': readiness (dry_run on gateways without it); 'deployment': readiness,
+        else plain health; 'executor'/'gateway': health of the server."""
+        serving = health_pb2.HealthCheckResponse.SERVING
+        try:
+            if kind in ('flow', 'deployment'):
+                try:
+                    return await self.health('readiness', timeout) == serving
+                except grpc.aio.AioRpcError as e:
+                    if e.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
+                        return False
+                if kind == 'flow':
+                    return (await self.dry_run_status(timeout)).code == jina_common_pb2.StatusProto.SUCCESS
+            return await self.health('', timeout) == serving
+        except (grpc.aio.AioRpcError, asyncio.TimeoutError, OSError):
+            return False
+
+    async def dry_run(self, timeout: float) -> bool:
+        try:
+            return (await self.dry_run_status(timeout)).code == jina_common_pb2.StatusProto.SUCCESS
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.UNIMPLEMENTED:  # a bare executor: its health says it
+                return await self.is_ready('executor', timeout)
+            return False
+        except (asyncio.TimeoutError, OSError):
+            return False
+
+    async def status_info(self, timeout: float) -> dict[str, dict[str, str]]:
+        stub = jina_common_pb2_grpc.JinaInfoRPCStub(self._ensure_channel())
+        try:
+            info: Any = await stub._status(empty_pb2.Empty(), timeout=timeout)
+        except grpc.aio.AioRpcError as e:
+            raise translate_rpc_error(e, self.where) from None
+        return {'jina': dict(info.jina), 'envs': dict(info.envs)}

@@ -1,0 +1,201 @@
+"""Flow: a graph of Deployments behind one Gateway (grpc, http and/or websocket).
+
+    with Flow(port=12345).add(uses=MyExecutor) as f:
+        f.post('/', docs)
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional, Union
+
+from plait.errors import BadConfig
+from plait.logs import get_logger
+from plait.orchestrate.deployment import GATEWAY_MODULE, LOCAL_HOST, Deployment
+from plait.orchestrate.group import ProcessGroup, StopOnSignal
+from plait.orchestrate.ports import free_port
+from plait.orchestrate.process import ServiceProcess
+from plait.serve.gateway.config import START, GatewayConfig
+
+# Flow(...) keywords that configure the gateway, with their GatewayConfig field names
+_GATEWAY_OPTIONS = {
+    'timeout_send': 'timeout_send', 'retries': 'retries', 'compression': 'compression', 'prefetch': 'prefetch',
+    'ssl_certfile': 'ssl_certfile', 'ssl_keyfile': 'ssl_keyfile', 'cors': 'cors', 'title': 'title',
+    'description': 'description', 'no_debug_endpoints': 'no_debug_endpoints',
+    'no_crud_endpoints': 'no_crud_endpoints', 'expose_endpoints': 'expose_endpoints',
+    'expose_graphql_endpoint': 'expose_graphql_endpoint',
+    'expose_graphql_endpont': 'expose_graphql_endpoint',  # the spelling some published examples use
+    'uvicorn_kwargs': 'uvicorn_kwargs', 'max_body_bytes': 'max_body_bytes', 'grace': 'grace',
+}
+_FLOW_OPTIONS = {'protocol', 'port', 'host', 'timeout_ready', 'quiet', 'env', 'name', 'log_config'}
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class Flow:
+    def __init__(self, protocol: Union[str, list[str]] = 'grpc', port: Union[int, list[int], None] = None,
+                 host: str = '0.0.0.0', timeout_ready: int = 600000, quiet: bool = False,
+                 env: Optional[dict[str, str]] = None, **options: Any):
+        unknown = set(options) - set(_GATEWAY_OPTIONS) - _FLOW_OPTIONS
+        if unknown:
+            get_logger('Flow').warning('ignoring unknown Flow option(s) %s', sorted(unknown))
+        self.protocols = [p.lower() for p in _as_list(protocol)] or ['grpc']
+        for p in self.protocols:
+            if p not in ('grpc', 'http', 'websocket'):
+                raise BadConfig(f'protocol={p!r}: use grpc, http or websocket')
+        ports = _as_list(port)
+        if ports and len(ports) != len(self.protocols):
+            raise BadConfig(f'{len(self.protocols)} protocol(s) but {len(ports)} port(s): give one port per protocol')
+        self.ports = [int(p) for p in ports] or [free_port() for _ in self.protocols]
+        self.host = host
+        self.timeout_ready = timeout_ready
+        self.quiet = quiet
+        self.env = env or {}
+        self.gateway_options: dict[str, Any] = {}
+        for key, value in options.items():
+            if key in _GATEWAY_OPTIONS:
+                self.gateway_options[_GATEWAY_OPTIONS[key]] = value
+        self._init_args = {'protocol': protocol, 'port': port, 'host': host, **options}
+        self.deployments: dict[str, Deployment] = {}
+        self._add_args: list[dict[str, Any]] = []
+        self._last: str = START
+        self._group: Optional[ProcessGroup] = None
+        self._client: Any = None
+        self._signals = StopOnSignal()
+        self._stopped = threading.Event()
+
+    # -- building ----------------------------------------------------------------------------
+    def add(self, uses: Any = None, name: Optional[str] = None, needs: Union[str, list[str], None] = None,
+            **kwargs: Any) -> 'Flow':
+        """Add a Deployment after the previous one (or after `needs`); returns the Flow."""
+        name = name or f'executor{len(self.deployments)}'
+        if name in self.deployments or name == START:
+            raise BadConfig(f'a deployment named {name!r} is already in this Flow')
+        needs_list = _as_list(needs) or [self._last]
+        for need in needs_list:
+            if need != START and need not in self.deployments:
+                raise BadConfig(f'{name}: needs {need!r}, which is not in this Flow (have {list(self.deployments)})')
+        env = {**{k: str(v) for k, v in self.env.items()}, **(kwargs.pop('env', None) or {})}
+        kwargs.setdefault('timeout_ready', self.timeout_ready)
+        deployment = Deployment(uses=uses, name=name, needs=needs_list, env=env, quiet=self.quiet, **kwargs)
+        self.deployments[name] = deployment
+        self._add_args.append({'uses': uses, 'name': name, 'needs': needs_list, **kwargs})
+        self._last = name
+        return self
+
+    def needs(self, needs: list[str], name: str = 'joiner', **kwargs: Any) -> 'Flow':
+        """Join several branches with a pass-through Deployment."""
+        return self.add(name=name, needs=needs, **kwargs)
+
+    def needs_all(self, name: str = 'joiner', **kwargs: Any) -> 'Flow':
+        """Join every branch that has no successor yet."""
+        needed = {n for d in self.deployments.values() for n in d.needs}
+        leaves = [n for n in self.deployments if n not in needed]
+        return self.needs(leaves, name=name, **kwargs)
+
+    def expose_endpoint(self, exec_endpoint: str, **kwargs: Any) -> None:
+        """Serve `exec_endpoint` as its own HTTP route (summary, tags, methods... for OpenAPI)."""
+        self.gateway_options.setdefault('expose_endpoints', {})[exec_endpoint] = kwargs
+
+    def gateway_config(self) -> GatewayConfig:
+        return GatewayConfig(name='gateway', host=self.host, protocols=self.protocols, ports=self.ports,
+                             deployments=[d.target() for d in self.deployments.values()],
+                             **self.gateway_options)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> 'Flow':
+        if self._group is not None and self._group.running:
+            return self
+        processes: list[ServiceProcess] = []
+        for deployment in self.deployments.values():
+            processes.extend(deployment.worker_processes())
+        config = self.gateway_config()
+        processes.append(ServiceProcess('gateway', GATEWAY_MODULE, ['--config-json', config.to_json()],
+                                        env={k: str(v) for k, v in self.env.items()}, echo=not self.quiet))
+        self._group = ProcessGroup(processes, grace=float(self.gateway_options.get('grace', 10.0)))
+        self._group.start(self.timeout_ready, 'Flow', show_progress=not self.quiet)
+        self._stopped.clear()
+        if not self.quiet:
+            from plait.orchestrate.banner import print_ready_banner
+            print_ready_banner('Flow', list(zip(self.protocols, self.ports)), self.host)
+        return self
+
+    def close(self) -> None:
+        self._stopped.set()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._group is not None:
+            self._group.stop()
+
+    def __enter__(self) -> 'Flow':
+        self._signals.__enter__()
+        try:
+            return self.start()
+        except BaseException:
+            self._signals.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.close()
+        finally:
+            self._signals.__exit__(*exc)
+
+    def block(self, stop_event: Optional[threading.Event] = None) -> None:
+        """Serve until Ctrl-C, SIGTERM, or `stop_event` is set."""
+        event = stop_event or self._stopped
+        try:
+            while not event.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+    # -- talking to it -----------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+    @property
+    def protocol(self) -> str:
+        return self.protocols[0]
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from plait.clients import Client
+            tls = bool(self.gateway_options.get('ssl_certfile'))
+            self._client = Client(host=LOCAL_HOST, port=self.port, protocol=self.protocol, tls=tls)
+        return self._client
+
+    def post(self, on: str = '/', inputs: Any = None, **kwargs: Any) -> Any:
+        return self.client.post(on, inputs, **kwargs)
+
+    def is_flow_ready(self, timeout: float = 3.0) -> bool:
+        if self._group is None or not self._group.running:
+            return False
+        return self.client.is_flow_ready(timeout)
+
+    def dry_run(self, timeout: float = 3.0) -> bool:
+        if self._group is None or not self._group.running:
+            return False
+        return self.client.dry_run(timeout)
+
+    def process_of(self, label: str) -> Optional[ServiceProcess]:
+        """The process serving `label` (e.g. 'executor0/rep-0', 'gateway'), while running."""
+        return self._group.by_label(label) if self._group else None
+
+    # -- YAML --------------------------------------------------------------------------------
+    @classmethod
+    def load_config(cls, source: str, **overrides: Any) -> 'Flow':
+        from plait.orchestrate.flow_yaml import flow_from_yaml
+        return flow_from_yaml(source, **overrides)
+
+    def save_config(self, path: str) -> None:
+        from plait.orchestrate.flow_yaml import flow_to_yaml
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(flow_to_yaml(self))

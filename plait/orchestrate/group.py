@@ -1,0 +1,103 @@
+"""A group of microservice processes started together and stopped together: parallel start
+with a progress line, abort at the first failure, no orphan on exit, exception or signal."""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import sys
+import threading
+import weakref
+from typing import Any, Callable, Optional, Sequence
+
+from plait.orchestrate.process import ServiceProcess, stop_all, wait_all_ready
+
+_live_groups: 'weakref.WeakSet[ProcessGroup]' = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for group in list(_live_groups):
+        group.stop()
+
+
+class ProcessGroup:
+    def __init__(self, processes: Sequence[ServiceProcess], grace: float = 10.0):
+        self.processes = list(processes)
+        self.grace = grace
+        self._lock = threading.Lock()
+        self.running = False
+
+    def start(self, timeout_ready_ms: Optional[int], what: str, show_progress: bool = True) -> None:
+        """Start every process in parallel and return once all are ready; on any failure stop
+        the ones already started and raise RuntimeFailedToStart."""
+        timeout = None if timeout_ready_ms is None or timeout_ready_ms < 0 else timeout_ready_ms / 1000
+        _live_groups.add(self)
+        self.running = True
+        try:
+            for p in self.processes:
+                p.start()
+            with _progress(what, len(self.processes), show_progress) as advance:
+                wait_all_ready(self.processes, timeout, on_ready=lambda p: advance())
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        with self._lock:
+            if not self.running:
+                return
+            self.running = False
+            stop_all(self.processes, self.grace + 2)
+            _live_groups.discard(self)
+
+    def by_label(self, label: str) -> Optional[ServiceProcess]:
+        return next((p for p in self.processes if p.label == label), None)
+
+
+class _progress:
+    """A rich progress line on a terminal; nothing when output is not a terminal."""
+
+    def __init__(self, what: str, total: int, enabled: bool):
+        self.what, self.total = what, total
+        self.enabled = enabled and sys.stderr.isatty()
+        self._progress: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+        self._progress = Progress(SpinnerColumn(), TextColumn('Waiting {task.description}'), BarColumn(),
+                                  TextColumn('{task.completed}/{task.total}'), transient=True)
+        self._progress.start()
+        task = self._progress.add_task(self.what, total=self.total)
+        return lambda: self._progress.advance(task)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class StopOnSignal:
+    """While active in the main thread, SIGTERM behaves like Ctrl-C (KeyboardInterrupt), so a
+    `with Flow()` block unwinds and stops its processes."""
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> 'StopOnSignal':
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+            self._installed = True
+        return self
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f'signal {signum}')
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False

@@ -1,0 +1,65 @@
+"""The gateway's configuration: the graph it routes through and the options of each protocol.
+Passed to the gateway process as one JSON document."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+START = 'gateway'  # the name `needs` uses for the gateway's own input
+END = 'end-gateway'
+
+
+@dataclass
+class DeploymentTarget:
+    """One deployment as the gateway sees it: replica addresses per shard, its predecessors,
+    and how shards are polled (per endpoint, '*' for the rest)."""
+
+    name: str
+    shards: list[list[str]]
+    needs: list[str] = field(default_factory=lambda: [START])
+    polling: dict[str, str] = field(default_factory=lambda: {'*': 'ANY'})
+    when: Optional[dict[str, Any]] = None
+    timeout_send: Optional[int] = None  # ms; None = the gateway's default
+
+    def polling_for(self, endpoint: str) -> str:
+        return self.polling.get(endpoint, self.polling.get('*', 'ANY')).upper()
+
+    def addresses(self) -> list[str]:
+        return [a for shard in self.shards for a in shard]
+
+
+@dataclass
+class GatewayConfig:
+    name: str = 'gateway'
+    host: str = '0.0.0.0'
+    protocols: list[str] = field(default_factory=lambda: ['grpc'])
+    ports: list[int] = field(default_factory=list)
+    deployments: list[DeploymentTarget] = field(default_factory=list)
+    timeout_send: Optional[int] = None      # ms per executor call; None = no limit
+    retries: int = -1                       # -1 = max(3, replicas) + 1 tries
+    compression: Optional[str] = None       # to executors: none, gzip, deflate
+    prefetch: int = 1000                    # per client stream; 0 = unlimited
+    ssl_certfile: Optional[str] = None
+    ssl_keyfile: Optional[str] = None
+    grace: float = 10.0
+    # http / websocket
+    cors: bool = False
+    title: Optional[str] = None
+    description: Optional[str] = None
+    no_debug_endpoints: bool = False
+    no_crud_endpoints: bool = False
+    expose_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    expose_graphql_endpoint: bool = False
+    uvicorn_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_body_bytes: int = 100 * 1024 * 1024
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> 'GatewayConfig':
+        raw = json.loads(text)
+        raw['deployments'] = [DeploymentTarget(**d) for d in raw.get('deployments', [])]
+        return cls(**raw)

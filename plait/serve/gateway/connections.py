@@ -1,0 +1,231 @@
+"""Connections from the gateway to every executor replica, each with a live health view
+kept by a `grpc.health.v1.Health/Watch` stream (no data is sent to learn health), and
+sending with retries on the next healthy replica."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import grpc
+from google.protobuf import empty_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from plait.proto import jina_common_pb2
+from plait.serve.grpc_server import grpc_options
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.NOT_FOUND,
+              grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
+_CHANNEL_OPTIONS = [
+    # reconnect quickly to a replica that comes back (grpc's default backoff grows to 120 s)
+    ('grpc.initial_reconnect_backoff_ms', 100),
+    ('grpc.min_reconnect_backoff_ms', 100),
+    ('grpc.max_reconnect_backoff_ms', 1000),
+]
+
+
+class SendError(Exception):
+    """A deployment could not serve a request: which one, where, and the last gRPC error."""
+
+    def __init__(self, deployment: str, addresses: list[str], code: grpc.StatusCode, details: str):
+        self.deployment = deployment
+        self.addresses = addresses
+        self.code = code
+        self.details = details
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        first = (self.details or self.code.name).split(';')[0].strip()
+        where = '{' + ', '.join(repr(a) for a in self.addresses) + '}'
+        if self.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return (f'{first} |Gateway: Communication error with deployment {self.deployment} at '
+                    f'address(es) {where}. The executor did not answer within timeout_send.')
+        return (f'{first} |Gateway: Communication error with deployment {self.deployment} at '
+                f'address(es) {where}. Head or worker(s) may be down.')
+
+
+@dataclass
+class ReplicaState:
+    serving: bool = False
+    reason: str = 'not checked yet'
+
+
+class Replica:
+    """One executor replica: a channel, its live health, and a method cache."""
+
+    def __init__(self, deployment: str, index: int, address: str, compression: Optional[grpc.Compression],
+                 on_change: Callable[['Replica'], None], logger: logging.Logger):
+        self.deployment = deployment
+        self.index = index
+        self.address = address
+        self.state = ReplicaState()
+        self._on_change = on_change
+        self._logger = logger
+        self._compression = compression
+        self._channel: Optional[grpc.aio.Channel] = None
+        self._calls: dict[str, Any] = {}
+        self._watch_task: Optional[asyncio.Task] = None
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        # created on first use, inside the event loop that will use it
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.address, options=grpc_options() + _CHANNEL_OPTIONS,
+                                                      compression=self._compression)
+        return self._channel
+
+    def unary(self, path: str) -> Any:
+        call = self._calls.get(path)
+        if call is None:
+            # bytes in, bytes out: documents are never decoded on the way through
+            call = self._calls[path] = self.channel.unary_unary(path)
+        return call
+
+    def start_watching(self) -> None:
+        self._watch_task = asyncio.ensure_future(self._watch())
+
+    def _set(self, serving: bool, reason: str) -> None:
+        changed = serving != self.state.serving
+        self.state = ReplicaState(serving, reason)
+        if changed:
+            self._on_change(self)
+
+    async def _watch(self) -> None:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        while True:
+            try:
+                call = stub.Watch(health_pb2.HealthCheckRequest(service=''), wait_for_ready=True)
+                async for reply in call:
+                    if reply.status == SERVING:
+                        self._set(True, 'serving')
+                    else:
+                        name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                        self._set(False, f'health is {name}')
+                self._set(False, 'health stream ended')
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as e:
+                self._set(False, (e.details() or e.code().name).split(';')[0])
+            await asyncio.sleep(0.1)
+
+    def mark_down(self, reason: str) -> None:
+        self._set(False, reason)
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+        if self._channel is not None:
+            await self._channel.close()
+
+
+class ShardPool:
+    """The replicas of one shard, used round-robin, healthy ones first."""
+
+    def __init__(self, replicas: list[Replica]):
+        self.replicas = replicas
+        self._next = itertools.count()
+
+    def order(self) -> list[Replica]:
+        n = len(self.replicas)
+        start = next(self._next) % n
+        rotated = self.replicas[start:] + self.replicas[:start]
+        return [r for r in rotated if r.state.serving] + [r for r in rotated if not r.state.serving]
+
+    def ready(self) -> bool:
+        return any(r.state.serving for r in self.replicas)
+
+
+class DeploymentConnections:
+    """All shards of one deployment."""
+
+    def __init__(self, name: str, shards: list[list[str]], compression: Optional[grpc.Compression],
+                 on_change: Callable[[Replica], None], logger: logging.Logger, retries: int = -1):
+        self.name = name
+        index = itertools.count()
+        self.shards = [ShardPool([Replica(name, next(index), addr, compression, on_change, logger)
+                                  for addr in shard]) for shard in shards]
+        self.retries = retries
+        self._any = itertools.count()
+        self.endpoints: Optional[set[str]] = None
+        self.schemas: dict[str, Any] = {}
+
+    @property
+    def replicas(self) -> list[Replica]:
+        return [r for s in self.shards for r in s.replicas]
+
+    def addresses(self) -> list[str]:
+        return [r.address for r in self.replicas]
+
+    def ready(self) -> bool:
+        return all(s.ready() for s in self.shards)
+
+    def pick_any_shard(self) -> ShardPool:
+        healthy = [s for s in self.shards if s.ready()] or self.shards
+        return healthy[next(self._any) % len(healthy)]
+
+    async def send(self, shard: ShardPool, path: str, payload: bytes, timeout: Optional[float],
+                   metadata: tuple) -> tuple[bytes, Any]:
+        """Send to one replica of `shard`, retrying the next on transport errors."""
+        tries = self.retries + 1 if self.retries >= 0 else max(3, len(shard.replicas)) + 1
+        last: Optional[grpc.aio.AioRpcError] = None
+        order = shard.order()
+        for attempt in range(tries):
+            replica = order[attempt % len(order)]
+            if attempt >= len(order) and not replica.state.serving and last is not None \
+                    and last.code() == grpc.StatusCode.UNAVAILABLE:
+                await asyncio.sleep(0.05 * attempt)  # every replica failed once: brief backoff
+            try:
+                call = replica.unary(path)(payload, timeout=timeout, metadata=metadata)
+                response = await call
+                trailing = await call.trailing_metadata()
+                return response, trailing
+            except grpc.aio.AioRpcError as e:
+                last = e
+                if e.code() == grpc.StatusCode.UNAVAILABLE:
+                    replica.mark_down((e.details() or 'unavailable').split(';')[0])
+                if e.code() not in _RETRYABLE or e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    break
+        assert last is not None
+        raise SendError(self.name, [r.address for r in shard.replicas], last.code(), last.details() or '')
+
+    async def discover_endpoints(self, timeout: float) -> None:
+        """Ask one replica which endpoints this deployment serves (cached)."""
+        from plait.proto import jina_common_pb2_grpc
+
+        for replica in self.shards[0].order():
+            stub = jina_common_pb2_grpc.JinaDiscoverEndpointsRPCStub(replica.channel)
+            try:
+                reply = await stub.endpoint_discovery(empty_pb2.Empty(), timeout=timeout)
+            except grpc.aio.AioRpcError as e:
+                if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    self.endpoints = {'/default'}
+                    return
+                continue
+            self.endpoints = set(reply.endpoints)
+            from google.protobuf import json_format
+            self.schemas = json_format.MessageToDict(reply.schemas) if reply.schemas.fields else {}
+            return
+        raise SendError(self.name, self.addresses(), grpc.StatusCode.UNAVAILABLE,
+                        'failed to connect to all addresses')
+
+    def serves(self, endpoint: str) -> bool:
+        if self.endpoints is None:
+            return True  # unknown yet: let the executor decide
+        return endpoint in self.endpoints or '__default__' in self.endpoints
+
+    async def close(self) -> None:
+        await asyncio.gather(*(r.close() for r in self.replicas), return_exceptions=True)
+
+
+def status_error(message: str, name: str = 'InternalNetworkError', stacks: Optional[list[str]] = None,
+                 executor: str = '') -> jina_common_pb2.StatusProto:
+    status = jina_common_pb2.StatusProto(code=jina_common_pb2.StatusProto.ERROR, description=message)
+    status.exception.name = name
+    status.exception.args.append(message)
+    status.exception.stacks.extend(stacks or [])
+    status.exception.executor = executor
+    return status

@@ -1,0 +1,90 @@
+"""What every protocol of the gateway serves from: routing, dry_run, readiness and endpoint
+information, over one Graph."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+from plait.proto import jina_common_pb2
+from plait.proto.plait_raw_pb2 import RawDataRequest
+from plait.serve.gateway.config import GatewayConfig
+from plait.serve.gateway.connections import Replica
+from plait.serve.gateway.graph import DRY_RUN_ENDPOINT, Graph, RoutingFailure
+from plait.serve.gateway.merge import DataContentProto
+
+StatusProto = jina_common_pb2.StatusProto
+
+
+class GatewayCore:
+    def __init__(self, config: GatewayConfig, logger: logging.Logger):
+        self.config = config
+        self.logger = logger
+        self._readiness_listeners: list[Callable[[bool], Any]] = []
+        self._was_ready: Optional[bool] = None
+        self._seen_ready: set[str] = set()
+        self.graph = Graph(config, logger, on_replica_change=self._on_replica_change)
+
+    def start(self) -> None:
+        self.graph.start()
+
+    async def close(self) -> None:
+        await self.graph.close()
+
+    # -- readiness ---------------------------------------------------------------------------
+    def on_readiness(self, listener: Callable[[bool], Any]) -> None:
+        self._readiness_listeners.append(listener)
+
+    def ready(self) -> bool:
+        return self.graph.ready()
+
+    def not_ready(self) -> list[dict[str, Any]]:
+        return self.graph.not_ready()
+
+    def _on_replica_change(self, replica: Replica) -> None:
+        where = f'{replica.deployment} replica {replica.index} at {replica.address}'
+        if replica.state.serving:
+            if replica.address in self._seen_ready:
+                self.logger.info('%s is back', where)
+            else:
+                self.logger.debug('%s is ready', where)
+                self._seen_ready.add(replica.address)
+            self.graph.forget_endpoints(replica)
+        elif replica.address in self._seen_ready:
+            self.logger.warning('%s is down (%s)', where, replica.state.reason)
+        ready = self.graph.ready()
+        if ready != self._was_ready:
+            self._was_ready = ready
+            for listener in self._readiness_listeners:
+                listener(ready)
+
+    # -- requests ----------------------------------------------------------------------------
+    async def process(self, request: RawDataRequest) -> RawDataRequest:
+        """Route a request; RoutingFailure carries an error response and its gRPC code."""
+        return await self.graph.process(request)
+
+    async def dry_run(self) -> StatusProto:
+        """Send one empty document with endpoint _jina_dry_run_ through the whole graph."""
+        request = RawDataRequest()
+        request.header.exec_endpoint = DRY_RUN_ENDPOINT
+        content = DataContentProto()
+        doc = content.docs.docs.add()
+        doc.data['id'].text = 'dry-run'
+        request.data = content.SerializeToString()
+        try:
+            response = await self.process(request)
+        except RoutingFailure as failure:
+            return failure.response.header.status
+        if response.header.status.code == StatusProto.ERROR:
+            return response.header.status
+        return StatusProto()
+
+    async def discover(self) -> None:
+        await self.graph.discover()
+
+    def endpoints(self) -> list[str]:
+        return self.graph.all_endpoints()
+
+    def schemas(self) -> dict[str, Any]:
+        return self.graph.schemas()
+

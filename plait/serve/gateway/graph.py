@@ -1,0 +1,213 @@
+"""Routing one request through the graph of deployments: each deployment waits for the
+deployments it `needs`, joins their documents, and is skipped when it does not serve the
+endpoint or is not targeted. Documents stay undecoded bytes unless a join needs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import traceback
+from typing import Any, Optional
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from plait.proto import jina_common_pb2
+from plait.proto.plait_raw_pb2 import RawDataRequest
+from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
+from plait.serve.gateway.connections import (DeploymentConnections, Replica, SendError,
+                                             status_error)
+from plait.serve.gateway.merge import merge_data
+
+ERROR = jina_common_pb2.StatusProto.ERROR
+DRY_RUN_ENDPOINT = '_jina_dry_run_'
+SINGLE_PATH = '/jina.JinaSingleDataRequestRPC/process_single_data'
+
+
+class RoutingFailure(Exception):
+    """A request failed inside the graph; `response` carries the StatusProto for the client,
+    `code` the gRPC code behind it (for HTTP status mapping)."""
+
+    def __init__(self, response: RawDataRequest, code: grpc.StatusCode):
+        super().__init__(response.header.status.description)
+        self.response = response
+        self.code = code
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class Graph:
+    def __init__(self, config: GatewayConfig, logger: logging.Logger,
+                 on_replica_change: Any = None):
+        from plait.clients.grpc import compression_of
+
+        self.config = config
+        self.logger = logger
+        self.targets: dict[str, DeploymentTarget] = {d.name: d for d in config.deployments}
+        compression = compression_of(config.compression)
+        self.deployments: dict[str, DeploymentConnections] = {
+            d.name: DeploymentConnections(d.name, d.shards, compression, on_replica_change or (lambda r: None),
+                                          logger, config.retries)
+            for d in config.deployments}
+        for target in config.deployments:
+            for need in target.needs:
+                if need != START and need not in self.targets:
+                    raise ValueError(f'deployment {target.name!r} needs unknown deployment {need!r}')
+        needed = {n for d in config.deployments for n in d.needs}
+        self.leaves = [d.name for d in config.deployments if d.name not in needed] or [START]
+        self._discovery_lock = asyncio.Lock()
+
+    def start(self) -> None:
+        for conn in self.deployments.values():
+            for replica in conn.replicas:
+                replica.start_watching()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(d.close() for d in self.deployments.values()))
+
+    # -- readiness ---------------------------------------------------------------------------
+    def ready(self) -> bool:
+        return all(d.ready() for d in self.deployments.values())
+
+    def not_ready(self) -> list[dict[str, Any]]:
+        """Each replica that is not serving: deployment, replica, address and why."""
+        return [{'deployment': d.name, 'replica': r.index, 'address': r.address, 'reason': r.state.reason}
+                for d in self.deployments.values() for r in d.replicas if not r.state.serving]
+
+    # -- endpoints ---------------------------------------------------------------------------
+    async def discover(self, timeout: float = 2.0) -> None:
+        """Learn each deployment's endpoints once (those still unknown)."""
+        unknown = [d for d in self.deployments.values() if d.endpoints is None]
+        if not unknown:
+            return
+        async with self._discovery_lock:
+            await asyncio.gather(*(d.discover_endpoints(timeout) for d in unknown if d.endpoints is None),
+                                 return_exceptions=True)
+
+    def all_endpoints(self) -> list[str]:
+        found: set[str] = set()
+        for d in self.deployments.values():
+            found |= d.endpoints or set()
+        return sorted(found)
+
+    def schemas(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for d in self.deployments.values():
+            for endpoint, schema in d.schemas.items():
+                merged.setdefault(endpoint, schema)
+        return merged
+
+    def forget_endpoints(self, replica: Replica) -> None:
+        """A replica came back: its deployment may have been redeployed with other endpoints."""
+        if replica.state.serving:
+            self.deployments[replica.deployment].endpoints = None
+
+    # -- routing -----------------------------------------------------------------------------
+    async def process(self, request: RawDataRequest) -> RawDataRequest:
+        """Route `request` through the graph; raises RoutingFailure for errors the gateway
+        itself detects (unreachable deployment, timeout, unknown endpoint)."""
+        header = request.header
+        if not header.request_id:
+            from plait.serve.messages import new_request_id
+            header.request_id = new_request_id()
+        endpoint = header.exec_endpoint if header.HasField('exec_endpoint') else '/'
+        target_re = self._target_regex(header.target_executor) if header.HasField('target_executor') \
+            and header.target_executor else None
+        route = request.routes.add(executor=self.config.name, start_time=_now())
+        del route  # routes[0] stays the gateway's
+        await self.discover()
+        self._check_endpoint(request, endpoint)
+        outputs: dict[str, asyncio.Future] = {}
+        loop = asyncio.get_running_loop()
+        start = loop.create_future()
+        start.set_result(request)
+        outputs[START] = start
+        tasks = []
+        for name in self.targets:
+            outputs[name] = loop.create_future()
+        for name, target in self.targets.items():
+            tasks.append(asyncio.ensure_future(self._run_node(target, endpoint, target_re, outputs)))
+        try:
+            results = [await outputs[leaf] for leaf in self.leaves]
+        finally:
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+        response = results[0] if len(results) == 1 else self._join(results)
+        response.routes[0].end_time.CopyFrom(_now())
+        return response
+
+    @staticmethod
+    def _target_regex(pattern: str) -> Optional[re.Pattern]:
+        try:
+            return re.compile(pattern)
+        except re.error as e:
+            from plait.errors import BadRequest
+            raise BadRequest(f'target_executor {pattern!r} is not a valid regular expression: {e}') from None
+
+    def _check_endpoint(self, request: RawDataRequest, endpoint: str) -> None:
+        if endpoint == DRY_RUN_ENDPOINT or not self.deployments:
+            return
+        if any(d.serves(endpoint) for d in self.deployments.values()):
+            return
+        message = (f'endpoint {endpoint!r} is not served by any executor of this Flow; served endpoints: '
+                   f'{[e for e in self.all_endpoints() if e != DRY_RUN_ENDPOINT]}')
+        request.header.status.CopyFrom(status_error(message, name='BadRequest'))
+        raise RoutingFailure(request, grpc.StatusCode.NOT_FOUND)
+
+    async def _run_node(self, target: DeploymentTarget, endpoint: str, target_re: Optional[re.Pattern],
+                        outputs: dict[str, asyncio.Future]) -> None:
+        future = outputs[target.name]
+        try:
+            inputs = [await outputs[n] for n in target.needs]
+            request = inputs[0] if len(inputs) == 1 else self._join(inputs)
+            conn = self.deployments[target.name]
+            skip = (request.header.status.code == ERROR
+                    or (target_re is not None and not target_re.fullmatch(target.name))
+                    or (endpoint != DRY_RUN_ENDPOINT and not conn.serves(endpoint)))
+            future.set_result(request if skip else await self._send(target, conn, endpoint, request))
+        except BaseException as e:  # hand failures to whoever waits for this node
+            if not future.done():
+                future.set_exception(e)
+            if not isinstance(e, (Exception, asyncio.CancelledError)):
+                raise
+
+    def _join(self, requests: list[RawDataRequest]) -> RawDataRequest:
+        failed = [r for r in requests if r.header.status.code == ERROR]
+        if failed:
+            return failed[0]
+        joined = RawDataRequest()
+        joined.CopyFrom(requests[0])
+        joined.data = merge_data([r.data for r in requests])
+        seen = {(r.executor, r.start_time.ToNanoseconds()) for r in joined.routes}
+        for other in requests[1:]:
+            for route in other.routes:
+                if (route.executor, route.start_time.ToNanoseconds()) not in seen:
+                    joined.routes.append(route)
+        for other in requests[1:]:
+            joined.parameters.MergeFrom(other.parameters)
+        return joined
+
+    async def _send(self, target: DeploymentTarget, conn: DeploymentConnections, endpoint: str,
+                    request: RawDataRequest) -> RawDataRequest:
+        timeout_ms = target.timeout_send if target.timeout_send is not None else self.config.timeout_send
+        timeout = timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
+        metadata = (('endpoint', endpoint),)
+        payload = request.SerializeToString()
+        shards = conn.shards if target.polling_for(endpoint) == 'ALL' else [conn.pick_any_shard()]
+        try:
+            replies = await asyncio.gather(*(conn.send(s, SINGLE_PATH, payload, timeout, metadata) for s in shards))
+        except SendError as e:
+            failed = RawDataRequest()
+            failed.CopyFrom(request)
+            stacks = traceback.format_exception(type(e), e, e.__traceback__)
+            failed.header.status.CopyFrom(status_error(e.describe(), stacks=stacks))
+            self.logger.warning('%s', e.describe())
+            raise RoutingFailure(failed, e.code) from None
+        responses = [RawDataRequest.FromString(body) for body, _ in replies]
+        return responses[0] if len(responses) == 1 else self._join(responses)

@@ -1,0 +1,128 @@
+"""The gateway's gRPC face: `JinaRPC/Call` (prefetch-bounded, optionally in order),
+`process_single_data`, endpoint discovery, dry_run, plus health with a live `readiness`
+service. Requests are handled as bytes: documents pass through undecoded."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+import grpc
+from google.protobuf import empty_pb2
+from google.protobuf.message import DecodeError
+
+from plait.proto import jina_common_pb2
+from plait.proto.plait_raw_pb2 import RawDataRequest
+from plait.serve.gateway.core import GatewayCore
+from plait.serve.gateway.graph import RoutingFailure
+
+_IS_ERROR = (('is-error', 'true'),)
+
+
+def _parse(body: bytes) -> RawDataRequest:
+    try:
+        return RawDataRequest.FromString(body)
+    except DecodeError as e:
+        raise ValueError(f'malformed DataRequestProto: {e}') from None
+
+
+class GrpcGateway:
+    def __init__(self, core: GatewayCore, prefetch: int):
+        self.core = core
+        self.prefetch = prefetch
+
+    async def _route(self, body: bytes) -> tuple[bytes, bool]:
+        """Serialized response and whether it reports an error; ValueError for bad input."""
+        try:
+            response = await self.core.process(_parse(body))
+        except RoutingFailure as failure:
+            return failure.response.SerializeToString(), True
+        return response.SerializeToString(), response.header.status.code == jina_common_pb2.StatusProto.ERROR
+
+    async def process_single_data(self, body: bytes, context: Any) -> bytes:
+        try:
+            reply, failed = await self._route(body)
+        except ValueError as e:  # malformed bytes, bad target_executor regex
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        if failed:
+            context.set_trailing_metadata(_IS_ERROR)
+        return reply
+
+    async def call(self, bodies: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        metadata = dict(context.invocation_metadata() or ())
+        in_order = metadata.get('__results_in_order__') == 'true'
+        prefetch = self.prefetch
+        if metadata.get('__prefetch__', '').isdigit() and int(metadata['__prefetch__']) > 0:
+            prefetch = min(prefetch, int(metadata['__prefetch__'])) if prefetch else int(metadata['__prefetch__'])
+        window = asyncio.Semaphore(prefetch) if prefetch else None
+        results: asyncio.Queue = asyncio.Queue()
+        counter = {'sent': 0, 'done_reading': False}
+
+        async def handle(index: int, body: bytes) -> None:
+            try:
+                reply = (await self._route(body))[0]
+            except ValueError as e:  # malformed input: end the stream with a clear status
+                reply = e
+            await results.put((index, reply))
+
+        async def read() -> None:
+            async for body in bodies:
+                if window is not None:
+                    await window.acquire()
+                asyncio.ensure_future(handle(counter['sent'], body))
+                counter['sent'] += 1
+            counter['done_reading'] = True
+            await results.put(None)
+
+        reader = asyncio.ensure_future(read())
+        held: dict[int, bytes] = {}
+        next_index = 0
+        received = 0
+        try:
+            while not (counter['done_reading'] and received == counter['sent']):
+                item = await results.get()
+                if item is None:
+                    continue
+                index, reply = item
+                received += 1
+                if window is not None:
+                    window.release()
+                if isinstance(reply, Exception):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(reply))
+                if not in_order:
+                    yield reply
+                    continue
+                held[index] = reply
+                while next_index in held:
+                    yield held.pop(next_index)
+                    next_index += 1
+        finally:
+            reader.cancel()
+
+    async def endpoint_discovery(self, request: empty_pb2.Empty, context: Any) -> jina_common_pb2.EndpointsProto:
+        await self.core.discover()
+        proto = jina_common_pb2.EndpointsProto(endpoints=self.core.endpoints())
+        proto.schemas.update(self.core.schemas())
+        return proto
+
+    async def dry_run(self, request: empty_pb2.Empty, context: Any) -> jina_common_pb2.StatusProto:
+        return await self.core.dry_run()
+
+    def services(self) -> list[tuple[Any, Any, str]]:
+        """(add_fn, servicer, service name) for plait.serve.grpc_server.start_grpc_server."""
+        def generic(service: str, handlers: dict[str, Any]) -> Any:
+            return lambda _, server: server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(service, handlers),))
+
+        from plait.proto import jina_common_pb2_grpc, jina_data_pb2  # noqa: F401  (reflection needs the descriptors)
+
+        return [
+            (generic('jina.JinaSingleDataRequestRPC',
+                     {'process_single_data': grpc.unary_unary_rpc_method_handler(self.process_single_data)}),
+             None, 'jina.JinaSingleDataRequestRPC'),
+            (generic('jina.JinaRPC', {'Call': grpc.stream_stream_rpc_method_handler(self.call)}),
+             None, 'jina.JinaRPC'),
+            (jina_common_pb2_grpc.add_JinaDiscoverEndpointsRPCServicer_to_server, self,
+             'jina.JinaDiscoverEndpointsRPC'),
+            (jina_common_pb2_grpc.add_JinaGatewayDryRunRPCServicer_to_server, self, 'jina.JinaGatewayDryRunRPC'),
+        ]

@@ -1,0 +1,54 @@
+"""Shared test fixtures: free ports, and a guard that no test leaves a process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from plait.orchestrate.ports import free_port
+
+
+def child_pids() -> set[int]:
+    """Live child processes of this test process (zombies excluded)."""
+    pids: set[int] = set()
+    for task in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{task}/children') as f:
+                pids.update(int(p) for p in f.read().split())
+        except OSError:
+            continue
+    live = set()
+    for pid in pids:
+        try:
+            with open(f'/proc/{pid}/stat') as f:
+                if f.read().split(')')[-1].split()[0] != 'Z':
+                    live.add(pid)
+        except OSError:
+            pass
+    return live
+
+
+@pytest.fixture(autouse=True)
+def no_orphans():
+    """Fail a test that leaves a child process running; kill what it left."""
+    before = child_pids()
+    yield
+    deadline = time.monotonic() + 5
+    left = child_pids() - before
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = child_pids() - before
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, f'processes left running after the test: {sorted(left)}'
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
