@@ -73,6 +73,9 @@ def _doc_list_item_type(annotation: Any) -> Optional[type]:
         return None
     if isinstance(annotation, type) and issubclass(annotation, DocList):
         return annotation
+    origin = typing.get_origin(annotation)  # DocList[MyDoc] may be a typing alias
+    if isinstance(origin, type) and issubclass(origin, DocList) and _is_concrete_doc_list(annotation):
+        return annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseDoc):
         return DocList[annotation]
     if typing.get_origin(annotation) in (Union, types.UnionType):
@@ -194,6 +197,10 @@ class Executor:
 
 class NoOpExecutor(Executor):
     """What `.add()` serves without `uses`: passes documents through unchanged."""
+
+    @requests
+    def passthrough(self, **kwargs: Any) -> None:
+        """Every endpoint: documents go on unchanged."""
 
 
 def registered_executor(name: str) -> Optional[type[Executor]]:

@@ -62,7 +62,7 @@ class GrpcProbe:
     def _failure(self, error: grpc.RpcError, deadline: Deadline) -> ProbeFailed:
         """A readable ProbeFailed for a failed call."""
         code = _code(error)
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED and deadline.timeout_ms >= 0:
             return ProbeFailed(f'Error while getting response from grpc server: {deadline.expired()}')
         name = code.name if code else 'error'
         details = error.details() if isinstance(error, grpc.Call) else str(error)

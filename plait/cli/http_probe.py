@@ -84,8 +84,9 @@ class HttpProbe:
             raise ProbeFailed(f'GET /dry_run answered an unexpected body: {str(answer)[:300]}')
         if answer['code'] in (0, 'SUCCESS'):
             return True, ''
-        exception = answer.get('exception') or {}
-        return False, answer.get('description') or exception.get('name') or 'dry run failed'
+        exception = answer.get('exception')
+        name = exception.get('name') if isinstance(exception, dict) else None
+        return False, answer.get('description') or name or 'dry run failed'
 
     def status(self, deadline: Deadline) -> dict[str, dict[str, Any]]:
         """`GET /status` as {'jina': {...}, 'envs': {...}}."""

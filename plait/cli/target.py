@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-KINDS = ('executor', 'gateway', 'flow', 'deployment')
 GRPC_SCHEMES = {'grpc': False, 'grpcs': True}
 # WebSocket gateways answer the same plain HTTP routes on the same port.
 HTTP_SCHEMES = {'http': False, 'https': True, 'ws': False, 'wss': True}

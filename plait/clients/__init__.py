@@ -86,16 +86,31 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name='plait-client', daemon=True)
+        self._thread = threading.Thread(target=self._serve, name='plait-client', daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
-    def stop(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=2)
+    def stop(self, cleanup: Optional[Coroutine[Any, Any, Any]] = None) -> None:
+        """Run `cleanup` (e.g. closing channels) on the loop, then end the loop and its thread."""
+        if self.loop.is_closed():
+            if cleanup is not None:
+                cleanup.close()
+            return
+        if cleanup is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(cleanup, self.loop).result(timeout=2)
+            except Exception:  # closing is best effort
+                pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=2)
 
 
 class Client:
@@ -144,12 +159,9 @@ class Client:
         return self._run(self._async.status(timeout))
 
     def close(self) -> None:
-        if self._runner is not None:
-            try:
-                self._run(self._async.close())
-            finally:
-                self._runner.stop()
-                self._runner = None
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop(self._async.close())
 
     def __enter__(self) -> 'Client':
         return self
@@ -158,9 +170,8 @@ class Client:
         self.close()
 
     def __del__(self) -> None:
-        runner = getattr(self, '_runner', None)
-        if runner is not None:
-            runner.stop()
+        if getattr(self, '_runner', None) is not None:
+            self.close()
 
 
 __all__ = ['AsyncClient', 'Client']

@@ -41,6 +41,18 @@ def normalize_polling(polling: Union[str, dict, None]) -> dict[str, str]:
     return result
 
 
+def _checked_when(name: str, when: Optional[dict]) -> Optional[dict]:
+    """Reject a malformed `when=` condition here, not later inside the gateway process."""
+    if when is not None:
+        from plait.serve.gateway.filtering import compile_condition
+
+        try:
+            compile_condition(when)
+        except ValueError as e:
+            raise BadConfig(f'{name}: when={when!r}: {e}') from None
+    return when
+
+
 class Deployment:
     def __init__(self, uses: Any = None, uses_with: Optional[dict] = None, uses_metas: Optional[dict] = None,
                  uses_requests: Optional[dict] = None, name: str = 'executor', port: Optional[int] = None,
@@ -74,7 +86,7 @@ class Deployment:
         self.allow_concurrent = allow_concurrent
         self.protocol = protocol
         self.needs = [needs] if isinstance(needs, str) else list(needs or [])
-        self.when = when
+        self.when = _checked_when(name, when)
         self.compression = compression
         self.prefetch = prefetch
         self.quiet = quiet

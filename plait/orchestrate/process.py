@@ -70,14 +70,15 @@ class ServiceProcess:
 
     def _pump_output(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            line = raw.decode('utf-8', 'replace').rstrip('\n')
-            self.tail.append(line)
-            if self.echo:
-                try:
-                    sys.stderr.write(line + '\n')
-                except (ValueError, OSError):  # stderr closed at interpreter exit
-                    pass
+        with self.proc.stdout:
+            for raw in self.proc.stdout:
+                line = raw.decode('utf-8', 'replace').rstrip('\n')
+                self.tail.append(line)
+                if self.echo:
+                    try:
+                        sys.stderr.write(line + '\n')
+                    except (ValueError, OSError):  # stderr closed at interpreter exit
+                        pass
 
     def failure(self, why: str) -> RuntimeFailedToStart:
         if self._pump is not None:

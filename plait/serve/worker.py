@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
 import grpc
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError
 
 from plait.logs import get_logger
-from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2, jina_data_pb2_grpc
-from plait.serve.grpc_server import set_serving, start_grpc_server
+from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2
+from plait.serve.grpc_server import bytes_service, set_serving, start_grpc_server
 from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signal_ready
 from plait.serve.messages import (decode_docs, dict_to_struct, encode_docs, exception_status,
                                   struct_to_dict)
@@ -141,22 +142,36 @@ def _merge_by_id(docs_matrix: list[Any], doc_list_type: type) -> Any:
     return doc_list_type(list(merged.values()))
 
 
-class WorkerServicer(jina_data_pb2_grpc.JinaSingleDataRequestRPCServicer,
-                     jina_data_pb2_grpc.JinaDataRequestRPCServicer,
-                     jina_data_pb2_grpc.JinaRPCServicer,
-                     jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
+def _parse(body: bytes, message: Any) -> Any:
+    try:
+        return message.FromString(body)
+    except DecodeError as e:
+        raise ValueError(f'malformed {message.DESCRIPTOR.full_name}: {e}') from None
+
+
+class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
+    """The data services take raw bytes and parse them here, so bad input is INVALID_ARGUMENT."""
+
     def __init__(self, runtime: 'WorkerRuntime'):
         self._rt = runtime
 
-    async def process_single_data(self, request: DataRequestProto, context: Any) -> DataRequestProto:
-        return await self._rt.serve([request], context)
+    async def process_single_data(self, body: bytes, context: Any) -> bytes:
+        try:
+            request = _parse(body, DataRequestProto)
+        except ValueError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        return (await self._rt.serve([request], context)).SerializeToString()
 
-    async def process_data(self, request: Any, context: Any) -> DataRequestProto:
+    async def process_data(self, body: bytes, context: Any) -> bytes:
+        try:
+            request = _parse(body, jina_data_pb2.DataRequestListProto)
+        except ValueError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         if not request.requests:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'process_data got an empty request list')
-        return await self._rt.serve(list(request.requests), context)
+        return (await self._rt.serve(list(request.requests), context)).SerializeToString()
 
-    async def Call(self, request_iterator: AsyncIterator[DataRequestProto], context: Any) -> AsyncIterator[DataRequestProto]:
+    async def Call(self, bodies: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
         # Requests of one stream are served concurrently; responses go out as they finish.
         results: asyncio.Queue = asyncio.Queue()
         pending = 0
@@ -164,15 +179,19 @@ class WorkerServicer(jina_data_pb2_grpc.JinaSingleDataRequestRPCServicer,
 
         async def serve_one(req: DataRequestProto) -> None:
             try:
-                await results.put(await self._rt.serve([req], None))
+                await results.put((await self._rt.serve([req], None)).SerializeToString())
             except Exception as ex:  # e.g. refused while draining
                 await results.put(ex)
 
         async def reader() -> None:
             nonlocal pending, done_reading
-            async for req in request_iterator:
-                pending += 1
-                asyncio.ensure_future(serve_one(req))
+            try:
+                async for body in bodies:
+                    request = _parse(body, DataRequestProto)
+                    pending += 1
+                    asyncio.ensure_future(serve_one(request))
+            except ValueError as e:
+                await results.put(e)
             done_reading = True
             await results.put(None)
 
@@ -184,6 +203,8 @@ class WorkerServicer(jina_data_pb2_grpc.JinaSingleDataRequestRPCServicer,
                     if pending == 0:
                         break
                     continue
+                if isinstance(item, ValueError):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(item))
                 pending -= 1
                 if isinstance(item, Exception):
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(item))
@@ -275,9 +296,9 @@ class WorkerRuntime:
             loop.add_signal_handler(sig, self._stop.set)
         servicer = WorkerServicer(self)
         services = [
-            (jina_data_pb2_grpc.add_JinaSingleDataRequestRPCServicer_to_server, servicer, DATA_SERVICES[0]),
-            (jina_data_pb2_grpc.add_JinaDataRequestRPCServicer_to_server, servicer, DATA_SERVICES[1]),
-            (jina_data_pb2_grpc.add_JinaRPCServicer_to_server, servicer, DATA_SERVICES[2]),
+            bytes_service(DATA_SERVICES[0], unary={'process_single_data': servicer.process_single_data}),
+            bytes_service(DATA_SERVICES[1], unary={'process_data': servicer.process_data}),
+            bytes_service(DATA_SERVICES[2], streams={'Call': servicer.Call}),
             (jina_common_pb2_grpc.add_JinaDiscoverEndpointsRPCServicer_to_server, servicer, DATA_SERVICES[3]),
         ]
         server, health = await start_grpc_server(self.config.host, self.config.port, services)

@@ -18,6 +18,7 @@ from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
 from plait.serve.gateway.connections import (DeploymentConnections, Replica, SendError,
                                              status_error)
+from plait.serve.gateway.filtering import compile_condition, filter_data
 from plait.serve.gateway.merge import merge_data
 
 ERROR = jina_common_pb2.StatusProto.ERROR
@@ -58,6 +59,8 @@ class Graph:
             for need in target.needs:
                 if need != START and need not in self.targets:
                     raise ValueError(f'deployment {target.name!r} needs unknown deployment {need!r}')
+        # `when=` conditions: only these deployments ever look inside documents
+        self.conditions = {d.name: compile_condition(d.when) for d in config.deployments if d.when}
         needed = {n for d in config.deployments for n in d.needs}
         self.leaves = [d.name for d in config.deployments if d.name not in needed] or [START]
         self._discovery_lock = asyncio.Lock()
@@ -170,12 +173,27 @@ class Graph:
             skip = (request.header.status.code == ERROR
                     or (target_re is not None and not target_re.fullmatch(target.name))
                     or (endpoint != DRY_RUN_ENDPOINT and not conn.serves(endpoint)))
+            condition = self.conditions.get(target.name)
+            if condition is not None and not skip and endpoint != DRY_RUN_ENDPOINT:
+                original = request.data
+                data, send = filter_data(original, condition)
+                if data is not original:
+                    request = self._with_data(request, data)
+                skip = not send
             future.set_result(request if skip else await self._send(target, conn, endpoint, request))
         except BaseException as e:  # hand failures to whoever waits for this node
             if not future.done():
                 future.set_exception(e)
             if not isinstance(e, (Exception, asyncio.CancelledError)):
                 raise
+
+    @staticmethod
+    def _with_data(request: RawDataRequest, data: bytes) -> RawDataRequest:
+        """A copy of `request` carrying other documents (the original may feed other branches)."""
+        copy = RawDataRequest()
+        copy.CopyFrom(request)
+        copy.data = data
+        return copy
 
     def _join(self, requests: list[RawDataRequest]) -> RawDataRequest:
         failed = [r for r in requests if r.header.status.code == ERROR]

@@ -15,6 +15,7 @@ from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.gateway.graph import RoutingFailure
+from plait.serve.grpc_server import bytes_service
 
 _IS_ERROR = (('is-error', 'true'),)
 
@@ -110,18 +111,11 @@ class GrpcGateway:
 
     def services(self) -> list[tuple[Any, Any, str]]:
         """(add_fn, servicer, service name) for plait.serve.grpc_server.start_grpc_server."""
-        def generic(service: str, handlers: dict[str, Any]) -> Any:
-            return lambda _, server: server.add_generic_rpc_handlers(
-                (grpc.method_handlers_generic_handler(service, handlers),))
-
         from plait.proto import jina_common_pb2_grpc, jina_data_pb2  # noqa: F401  (reflection needs the descriptors)
 
         return [
-            (generic('jina.JinaSingleDataRequestRPC',
-                     {'process_single_data': grpc.unary_unary_rpc_method_handler(self.process_single_data)}),
-             None, 'jina.JinaSingleDataRequestRPC'),
-            (generic('jina.JinaRPC', {'Call': grpc.stream_stream_rpc_method_handler(self.call)}),
-             None, 'jina.JinaRPC'),
+            bytes_service('jina.JinaSingleDataRequestRPC', unary={'process_single_data': self.process_single_data}),
+            bytes_service('jina.JinaRPC', streams={'Call': self.call}),
             (jina_common_pb2_grpc.add_JinaDiscoverEndpointsRPCServicer_to_server, self,
              'jina.JinaDiscoverEndpointsRPC'),
             (jina_common_pb2_grpc.add_JinaGatewayDryRunRPCServicer_to_server, self, 'jina.JinaGatewayDryRunRPC'),

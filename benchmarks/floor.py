@@ -1,0 +1,226 @@
+"""The raw-grpcio floor every plait figure is set beside: a bare `grpc.aio` echo server in its
+own process (bytes in, the same bytes out; the standard health service beside it) and bare
+`grpc.aio` clients. It imports grpc only, never plait, so its start-up time and memory are
+what any gRPC service in Python pays.
+
+    python benchmarks/floor.py serve --port P   # prints 'listening' once it accepts calls
+    python benchmarks/floor.py probe --port P   # one Health/Check in a fresh interpreter
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from typing import Any, AsyncIterator, Optional
+
+import grpc
+
+SERVICE = 'floor.Echo'
+UNARY = f'/{SERVICE}/echo'
+STREAM = f'/{SERVICE}/echo_stream'
+HEALTH_CHECK = '/grpc.health.v1.Health/Check'
+LOCAL = '127.0.0.1'
+
+
+# -- the server (its own process) -------------------------------------------------------------
+async def _echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+async def _echo_stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+    async for request in requests:
+        yield request
+
+
+async def _exit_when_parent_dies(parent: int) -> None:
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+    os._exit(0)
+
+
+async def serve(port: int) -> None:
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    server = grpc.aio.server()
+    handlers = {'echo': grpc.unary_unary_rpc_method_handler(_echo),
+                'echo_stream': grpc.stream_stream_rpc_method_handler(_echo_stream)}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    await servicer.set('', health_pb2.HealthCheckResponse.SERVING)
+    if not server.add_insecure_port(f'{LOCAL}:{port}'):
+        raise SystemExit(f'floor: cannot listen on port {port}')
+    await server.start()
+    print('listening', flush=True)
+    watch = asyncio.ensure_future(_exit_when_parent_dies(os.getppid()))
+    try:
+        await server.wait_for_termination()
+    finally:
+        watch.cancel()
+
+
+def probe(port: int) -> int:
+    """One Health/Check with the synchronous API, as a minimal probe process would do it."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f'{LOCAL}:{port}') as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+class FloorServer:
+    """The floor server as a child process; `startup_s` is Popen to 'listening'."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.address = f'{LOCAL}:{port}'
+        self.proc: Optional[subprocess.Popen] = None
+        self.startup_s = float('nan')
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.proc.pid if self.proc else None
+
+    def __enter__(self) -> 'FloorServer':
+        from common import python_env
+
+        start = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, __file__, 'serve', '--port', str(self.port)],
+                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=python_env())
+        try:
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()  # bounded: the child exits (EOF) if it cannot listen
+            if not line.startswith(b'listening'):
+                raise RuntimeError(f'floor server did not start (exit code {self.proc.wait(timeout=10)})')
+            self.startup_s = time.perf_counter() - start
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from common import kill_process
+
+        kill_process(self.proc)
+
+
+# -- bare grpc.aio clients ---------------------------------------------------------------------
+def _channel(address: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address)
+
+
+async def latency(address: str, payload: bytes, count: int, warmup: int) -> list[float]:
+    """Seconds per sequential unary echo of `payload`, after `warmup` calls."""
+    async with _channel(address) as channel:
+        call = channel.unary_unary(UNARY)
+        for _ in range(warmup):
+            await call(payload)
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            await call(payload)
+            times.append(time.perf_counter() - start)
+        return times
+
+
+async def throughput(address: str, payload: bytes, clients: int, seconds: float) -> float:
+    """Requests/s of `clients` tasks, each with its own channel, each calling back to back."""
+    channels = [_channel(address) for _ in range(clients)]
+    try:
+        calls = [c.unary_unary(UNARY) for c in channels]
+        await asyncio.gather(*(call(payload) for call in calls))  # connected before timing
+        deadline = time.perf_counter() + seconds
+        counts = [0] * clients
+
+        async def worker(i: int) -> None:
+            while time.perf_counter() < deadline:
+                await calls[i](payload)
+                counts[i] += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+        return sum(counts) / (time.perf_counter() - start)
+    finally:
+        await asyncio.gather(*(c.close() for c in channels))
+
+
+async def stream(address: str, payloads: list[bytes]) -> float:
+    """Seconds to echo all `payloads` over one bidirectional stream, all in flight at once
+    (the shape of traffic the plait Client sends for many requests)."""
+    async with _channel(address) as channel:
+        await channel.unary_unary(UNARY)(payloads[0])  # connected before timing
+        start = time.perf_counter()
+        call = channel.stream_stream(STREAM)(iter(payloads))
+        received = 0
+        async for _ in call:
+            received += 1
+        assert received == len(payloads), (received, len(payloads))
+        return time.perf_counter() - start
+
+
+async def health_check(address: str, count: int, fresh_channel: bool, service: str = '',
+                       timeout: float = 3.0) -> list[float]:
+    """Seconds per raw Health/Check (True answers or errors alike), on one warm channel or a
+    new channel per check."""
+    from grpc_health.v1 import health_pb2
+
+    request = health_pb2.HealthCheckRequest(service=service).SerializeToString()
+    times = []
+    channel = None if fresh_channel else _channel(address)
+    try:
+        if channel is not None:
+            await _quiet(channel.unary_unary(HEALTH_CHECK)(request, timeout=timeout))  # warm
+        for _ in range(count):
+            start = time.perf_counter()
+            if fresh_channel:
+                async with _channel(address) as one:
+                    await _quiet(one.unary_unary(HEALTH_CHECK)(request, timeout=timeout))
+            else:
+                await _quiet(channel.unary_unary(HEALTH_CHECK)(request, timeout=timeout))
+            times.append(time.perf_counter() - start)
+    finally:
+        if channel is not None:
+            await channel.close()
+    return times
+
+
+async def health_status(address: str, service: str, timeout: float = 1.0) -> Optional[int]:
+    """The raw ServingStatus of `service`, or None when the call fails."""
+    from grpc_health.v1 import health_pb2
+
+    request = health_pb2.HealthCheckRequest(service=service).SerializeToString()
+    async with _channel(address) as channel:
+        try:
+            body = await channel.unary_unary(HEALTH_CHECK)(request, timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return None
+    return health_pb2.HealthCheckResponse.FromString(body).status
+
+
+async def _quiet(call: Any) -> Any:
+    try:
+        return await call
+    except grpc.aio.AioRpcError as e:
+        return e
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('mode', choices=('serve', 'probe'))
+    parser.add_argument('--port', type=int, required=True)
+    args = parser.parse_args()
+    if args.mode == 'probe':
+        return probe(args.port)
+    try:
+        asyncio.run(serve(args.port))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Kubernetes manifests for a Flow: per executor shard, and for the gateway, a Deployment and a
+Service, with native gRPC probes (HTTP ones for an HTTP-only gateway), a preStop pause and a
+termination grace period covering the drain, resource requests, and labels that match.
+
+Layout: OUTDIR/<deployment>/<service>.yml (one file per executor shard), OUTDIR/gateway/gateway.yml,
+OUTDIR/Dockerfile with OUTDIR/plait-app/ (the image), OUTDIR/README.md."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Optional
+
+from plait.orchestrate.export.dockerfile import installed_notes, write_build_context
+from plait.orchestrate.export.render import yaml_text
+from plait.orchestrate.export.sources import APP_DIR
+from plait.orchestrate.export.topology import PRESTOP_SECONDS, Health, Service, Topology, build_topology, dns_label
+
+EXECUTOR_RESOURCES = {'requests': {'cpu': '250m', 'memory': '512Mi'}}
+GATEWAY_RESOURCES = {'requests': {'cpu': '250m', 'memory': '256Mi'}}
+STARTUP_PERIOD = 2  # seconds between startup probes
+# Inert without a service mesh; with linkerd, spreads the gateway's gRPC calls over all the
+# replicas behind a Service (plain kube-proxy balances connections, not requests).
+POD_ANNOTATIONS = {'linkerd.io/inject': 'enabled'}
+
+
+def _labels(topology: Topology, service: Service) -> dict[str, str]:
+    return {'app': service.name, 'app.kubernetes.io/name': service.name,
+            'app.kubernetes.io/component': service.role, 'app.kubernetes.io/part-of': topology.flow_name,
+            'app.kubernetes.io/managed-by': 'plait'}
+
+
+def _metadata(name: str, namespace: Optional[str], labels: dict[str, str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {'name': name}
+    if namespace:
+        meta['namespace'] = namespace
+    meta['labels'] = labels
+    return meta
+
+
+def _check(health: Health, target: str) -> dict[str, Any]:
+    """The action of one probe: gRPC health, HTTP GET, or (gRPC over TLS) `plait ping`."""
+    if health.scheme == 'grpc' and health.tls:  # kubelet's gRPC probe speaks plaintext only
+        command = health.ping_command()
+        if target != health.ready:
+            command[2] = 'gateway'
+        return {'exec': {'command': command}}
+    if health.scheme == 'grpc':
+        return {'grpc': {'port': health.port, 'service': target}}
+    return {'httpGet': {'path': target, 'port': health.port, 'scheme': 'HTTPS' if health.tls else 'HTTP'}}
+
+
+def _probes(service: Service) -> dict[str, Any]:
+    health = service.health
+    return {
+        'startupProbe': {**_check(health, health.live), 'periodSeconds': STARTUP_PERIOD, 'timeoutSeconds': 3,
+                         'failureThreshold': max(1, math.ceil(service.startup_seconds / STARTUP_PERIOD))},
+        'readinessProbe': {**_check(health, health.ready), 'periodSeconds': 5, 'timeoutSeconds': 3,
+                           'failureThreshold': 2},
+        'livenessProbe': {**_check(health, health.live), 'periodSeconds': 10, 'timeoutSeconds': 5,
+                          'failureThreshold': 3},
+    }
+
+
+def deployment_manifest(topology: Topology, service: Service, namespace: Optional[str]) -> dict[str, Any]:
+    labels = _labels(topology, service)
+    container: dict[str, Any] = {
+        'name': service.role,
+        'image': topology.image,
+        'imagePullPolicy': 'IfNotPresent',
+        'command': ['plait'],
+        'args': list(service.args),
+        'ports': [{'name': p.name, 'containerPort': p.number, 'protocol': 'TCP'} for p in service.ports],
+    }
+    if service.env:
+        container['env'] = [{'name': k, 'value': v} for k, v in sorted(service.env.items())]
+    container['resources'] = EXECUTOR_RESOURCES if service.role == 'executor' else GATEWAY_RESOURCES
+    container.update(_probes(service))
+    # keep serving while the pod leaves the Service's endpoints, then drain on SIGTERM
+    container['lifecycle'] = {'preStop': {'exec': {'command': ['sleep', str(PRESTOP_SECONDS)]}}}
+    return {
+        'apiVersion': 'apps/v1',
+        'kind': 'Deployment',
+        'metadata': _metadata(service.name, namespace, labels),
+        'spec': {
+            'replicas': service.replicas,
+            'selector': {'matchLabels': {'app': service.name}},
+            'strategy': {'type': 'RollingUpdate', 'rollingUpdate': {'maxSurge': 1, 'maxUnavailable': 0}},
+            'template': {
+                'metadata': {'labels': labels, 'annotations': dict(POD_ANNOTATIONS)},
+                'spec': {'terminationGracePeriodSeconds': service.termination_seconds,
+                         'containers': [container]},
+            },
+        },
+    }
+
+
+def service_manifest(topology: Topology, service: Service, namespace: Optional[str]) -> dict[str, Any]:
+    return {
+        'apiVersion': 'v1',
+        'kind': 'Service',
+        'metadata': _metadata(service.name, namespace, _labels(topology, service)),
+        'spec': {
+            'type': 'ClusterIP',
+            'selector': {'app': service.name},
+            'ports': [{'name': p.name, 'port': p.number, 'targetPort': p.number, 'protocol': 'TCP'}
+                      for p in service.ports],
+        },
+    }
+
+
+def kubernetes_topology(flow: Any, k8s_namespace: Optional[str] = None, image: Optional[str] = None) -> Topology:
+    """The Flow as Kubernetes Services: short names in one namespace, or `name.ns.svc` when given one."""
+    suffix = f'.{k8s_namespace}.svc' if k8s_namespace else ''
+    return build_topology(flow, 'kubernetes', lambda name, port: f'{name}{suffix}:{port}', image)
+
+
+def manifests(topology: Topology, k8s_namespace: Optional[str] = None) -> dict[str, list[dict[str, Any]]]:
+    """{relative file path: [Deployment, Service]} for every service of the topology."""
+    files: dict[str, list[dict[str, Any]]] = {}
+    for service in topology.services:
+        folder = 'gateway' if service.role == 'gateway' else dns_label(service.deployment, limit=40)
+        files[os.path.join(folder, f'{service.name}.yml')] = [deployment_manifest(topology, service, k8s_namespace),
+                                                              service_manifest(topology, service, k8s_namespace)]
+    return files
+
+
+_HEADER = '''# Written by `plait export kubernetes`: {what}.
+# Runs image {image}; build it from the Dockerfile in the export folder (see README.md there).
+'''
+
+_README = '''# {flow} on Kubernetes
+
+Written by `plait export kubernetes`.
+
+| folder | what |
+|---|---|
+{table}
+| Dockerfile, {app}/ | the image every container runs (`plait executor ...` / `plait gateway ...`) |
+
+1. Build the image and make it pullable by the cluster (push it, or load it into kind/minikube):
+
+       docker build -t {image} .
+
+   Your Executors' modules were copied into `{app}/` ({copied}) and are importable in the image
+   from /app. Add other local modules they import to `{app}/`, and third-party packages to
+   `{app}/requirements.txt`.{notes}
+2. {namespace_step}Apply the manifests:
+
+       kubectl apply {apply}
+
+3. Wait until the gateway is ready (its readiness probe asks the gateway's `readiness` health
+   service, SERVING once every executor replica is), then reach it, e.g.:
+
+       kubectl {ns_flag}port-forward svc/gateway {port}:{port}
+
+Each executor shard is a Deployment with `replicas` pods behind one Service. Kubernetes
+Services balance connections, not gRPC requests: install a service mesh such as linkerd (the
+pods carry `linkerd.io/inject: enabled`) to spread the gateway's calls over every replica.
+'''
+
+
+def _readme(topology: Topology, files: list[str], k8s_namespace: Optional[str]) -> str:
+    folders = sorted({os.path.dirname(f) for f in files})
+    table = '\n'.join(f'| {folder}/ | ' + ('the gateway' if folder == 'gateway' else f'executor {folder}') + ' |'
+                      for folder in folders)
+    notes = ''.join(f'\n   Note: {line}.' for line in installed_notes(topology))
+    ns_flag = f'-n {k8s_namespace} ' if k8s_namespace else ''
+    return _README.format(
+        flow=topology.flow_name, table=table, app=APP_DIR, image=topology.image,
+        copied=', '.join(sorted(topology.sources)) or 'none were needed', notes=notes,
+        namespace_step=f'Create the namespace: `kubectl create namespace {k8s_namespace}`. ' if k8s_namespace else '',
+        apply=' '.join(f'-f {folder}/' for folder in folders), ns_flag=ns_flag,
+        port=topology.gateway.ports[0].number)
+
+
+def export_kubernetes(flow: Any, output_base_path: str, k8s_namespace: Optional[str] = None,
+                      image: Optional[str] = None) -> list[str]:
+    """Write the Flow's manifests, Dockerfile and README under `output_base_path`; the paths written."""
+    if k8s_namespace is not None and dns_label(k8s_namespace) != k8s_namespace:
+        from plait.errors import BadConfig
+        raise BadConfig(f'k8s_namespace={k8s_namespace!r} is not a valid namespace name '
+                        '(lowercase letters, digits and "-", starting with a letter)')
+    topology = kubernetes_topology(flow, k8s_namespace, image)
+    files = manifests(topology, k8s_namespace)
+    written = []
+    for relative, documents in files.items():
+        path = os.path.join(output_base_path, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        name = documents[0]['metadata']['name']
+        what = 'the gateway' if name == 'gateway' else f'executor service {name}'
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(_HEADER.format(what=what, image=topology.image) + yaml_text(documents))
+        written.append(path)
+    written += write_build_context(output_base_path, topology)
+    readme = os.path.join(output_base_path, 'README.md')
+    with open(readme, 'w', encoding='utf-8') as f:
+        f.write(_readme(topology, list(files), k8s_namespace))
+    written.append(readme)
+    return written
