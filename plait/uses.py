@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -121,11 +122,16 @@ def class_reference(cls: type) -> str:
     if module and module != '__main__' and '<locals>' not in qualname:
         mod = sys.modules.get(module)
         origin = getattr(mod, '__file__', None)
-        # modules loaded from a file path (py_modules) are not importable by name elsewhere
-        if origin and importlib.util.find_spec(module) is not None:
+        # modules loaded from a file path (py_modules) are not importable by name elsewhere:
+        # look the top-level name up on sys.path, not in sys.modules (where they are)
+        top = module.split('.')[0]
+        if origin and importlib.machinery.PathFinder.find_spec(top) is not None:
             return f'{module}:{qualname}'
     import cloudpickle
 
+    mod = sys.modules.get(module)
+    if mod is not None and module != '__main__' and getattr(mod, '__file__', None):
+        cloudpickle.register_pickle_by_value(mod)  # else cloudpickle would pickle it by name
     return 'pickle:' + base64.b64encode(cloudpickle.dumps(cls)).decode('ascii')
 
 

@@ -142,4 +142,6 @@ class Script:
             self.proc.kill()
             self.proc.wait(timeout=5)
         self._reader.join(timeout=2)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         os.unlink(self._file.name)

@@ -154,13 +154,20 @@ def test_executor_exception_is_returned_and_worker_keeps_serving(port):
         assert ok.header.status.code == 0 and 'is-error' not in trailing
 
 
-def test_unknown_endpoint_names_the_known_ones(port):
+def test_unknown_endpoint_is_not_found_and_names_the_known_ones(port):
     with worker(port, 'worker_executors:FailingExecutor', name='failer'):
-        response, _ = call_single(port, data_request('/nope'))
-        assert response.header.status.code == 1
-        assert response.header.status.exception.name == 'BadRequest'
-        description = response.header.status.description
+        with pytest.raises(grpc.RpcError) as err:
+            call_single(port, data_request('/nope'))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        description = err.value.details()
         assert "'/nope'" in description and '/fail' in description and '/ok' in description
+        with grpc.insecure_channel(f'127.0.0.1:{port}') as channel:  # in a stream: an error response
+            stream = channel.stream_stream('/jina.JinaRPC/Call',
+                                           request_serializer=jina_data_pb2.DataRequestProto.SerializeToString,
+                                           response_deserializer=jina_data_pb2.DataRequestProto.FromString)
+            (response,) = list(stream(iter([data_request('/ünknown')]), timeout=10))
+        assert response.header.status.exception.name == 'BadRequest'
+        assert "'/ünknown'" in response.header.status.description
 
 
 def test_malformed_bytes_get_invalid_argument(port):

@@ -11,6 +11,7 @@ from typing import Any, Optional, Union
 from plait.errors import BadConfig
 from plait.logs import get_logger
 from plait.orchestrate.group import ProcessGroup, StopOnSignal
+from plait.orchestrate.supervisor import RestartPolicy
 from plait.orchestrate.ports import free_port
 from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
@@ -62,7 +63,7 @@ class Deployment:
                  env: Optional[dict[str, str]] = None, grace: float = 10.0, allow_concurrent: bool = False,
                  protocol: str = 'grpc', needs: Union[str, list[str], None] = None,
                  when: Optional[dict] = None, compression: Optional[str] = None, prefetch: int = 1000,
-                 quiet: bool = False, **unknown: Any):
+                 quiet: bool = False, restart: bool = True, **unknown: Any):
         if unknown:
             get_logger('Deployment').warning('ignoring unknown option(s) %s', sorted(unknown))
         if replicas < 1 or shards < 1:
@@ -90,6 +91,7 @@ class Deployment:
         self.compression = compression
         self.prefetch = prefetch
         self.quiet = quiet
+        self.restart = restart
         self.port = port if port is not None else free_port()
         self._with_gateway = replicas > 1 or shards > 1
         # replica ports: [shard][replica]
@@ -150,7 +152,8 @@ class Deployment:
         processes = self.worker_processes()
         if self._with_gateway:
             processes.append(self._gateway_process())
-        self._group = ProcessGroup(processes, grace=self.grace)
+        self._group = ProcessGroup(processes, grace=self.grace, stop_first=['gateway'],
+                                   restart=RestartPolicy(enabled=self.restart))
         self._group.start(self.timeout_ready, self.name, show_progress=not self.quiet)
         self._stopped.clear()
         if not self.quiet:
@@ -158,13 +161,14 @@ class Deployment:
             print_ready_banner('Deployment', [(self.protocol, self.port)])
         return self
 
-    def close(self) -> None:
+    def close(self, grace: Optional[float] = None) -> None:
+        """Stop every process: the gateway first (in-flight requests finish), then executors."""
         self._stopped.set()
         if self._client is not None:
             self._client.close()
             self._client = None
         if self._group is not None:
-            self._group.stop()
+            self._group.stop(grace)
 
     def __enter__(self) -> 'Deployment':
         self._signals.__enter__()
@@ -176,7 +180,8 @@ class Deployment:
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            self.close()
+            # Ctrl-C means "now": a short drain instead of the full grace period
+            self.close(grace=1.0 if exc[0] is KeyboardInterrupt else None)
         finally:
             self._signals.__exit__(*exc)
 

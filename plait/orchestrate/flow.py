@@ -13,6 +13,7 @@ from plait.errors import BadConfig
 from plait.logs import get_logger
 from plait.orchestrate.deployment import GATEWAY_MODULE, LOCAL_HOST, Deployment
 from plait.orchestrate.group import ProcessGroup, StopOnSignal
+from plait.orchestrate.supervisor import RestartPolicy
 from plait.orchestrate.ports import free_port
 from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, GatewayConfig
@@ -39,7 +40,7 @@ def _as_list(value: Any) -> list:
 class Flow:
     def __init__(self, protocol: Union[str, list[str]] = 'grpc', port: Union[int, list[int], None] = None,
                  host: str = '0.0.0.0', timeout_ready: int = 600000, quiet: bool = False,
-                 env: Optional[dict[str, str]] = None, **options: Any):
+                 env: Optional[dict[str, str]] = None, restart: bool = True, **options: Any):
         unknown = set(options) - set(_GATEWAY_OPTIONS) - _FLOW_OPTIONS
         if unknown:
             get_logger('Flow').warning('ignoring unknown Flow option(s) %s', sorted(unknown))
@@ -55,6 +56,7 @@ class Flow:
         self.timeout_ready = timeout_ready
         self.quiet = quiet
         self.env = env or {}
+        self.restart = restart  # restart processes that die, with backoff
         self.gateway_options: dict[str, Any] = {}
         for key, value in options.items():
             if key in _GATEWAY_OPTIONS:
@@ -81,7 +83,8 @@ class Flow:
                 raise BadConfig(f'{name}: needs {need!r}, which is not in this Flow (have {list(self.deployments)})')
         env = {**{k: str(v) for k, v in self.env.items()}, **(kwargs.pop('env', None) or {})}
         kwargs.setdefault('timeout_ready', self.timeout_ready)
-        deployment = Deployment(uses=uses, name=name, needs=needs_list, env=env, quiet=self.quiet, **kwargs)
+        deployment = Deployment(uses=uses, name=name, needs=needs_list, env=env, quiet=self.quiet,
+                                restart=self.restart, **kwargs)
         self.deployments[name] = deployment
         self._add_args.append({'uses': uses, 'name': name, 'needs': needs_list, **kwargs})
         self._last = name
@@ -116,7 +119,8 @@ class Flow:
         config = self.gateway_config()
         processes.append(ServiceProcess('gateway', GATEWAY_MODULE, ['--config-json', config.to_json()],
                                         env={k: str(v) for k, v in self.env.items()}, echo=not self.quiet))
-        self._group = ProcessGroup(processes, grace=float(self.gateway_options.get('grace', 10.0)))
+        self._group = ProcessGroup(processes, grace=float(self.gateway_options.get('grace', 10.0)),
+                                   stop_first=['gateway'], restart=RestartPolicy(enabled=self.restart))
         self._group.start(self.timeout_ready, 'Flow', show_progress=not self.quiet)
         self._stopped.clear()
         if not self.quiet:
@@ -124,13 +128,14 @@ class Flow:
             print_ready_banner('Flow', list(zip(self.protocols, self.ports)), self.host)
         return self
 
-    def close(self) -> None:
+    def close(self, grace: Optional[float] = None) -> None:
+        """Stop every process: the gateway first (in-flight requests finish), then executors."""
         self._stopped.set()
         if self._client is not None:
             self._client.close()
             self._client = None
         if self._group is not None:
-            self._group.stop()
+            self._group.stop(grace)
 
     def __enter__(self) -> 'Flow':
         self._signals.__enter__()
@@ -142,7 +147,8 @@ class Flow:
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            self.close()
+            # Ctrl-C means "now": a short drain instead of the full grace period
+            self.close(grace=1.0 if exc[0] is KeyboardInterrupt else None)
         finally:
             self._signals.__exit__(*exc)
 
@@ -199,3 +205,18 @@ class Flow:
         from plait.orchestrate.flow_yaml import flow_to_yaml
         with open(path, 'w', encoding='utf-8') as f:
             f.write(flow_to_yaml(self))
+
+    # -- export ------------------------------------------------------------------------------
+    def to_kubernetes_yaml(self, output_base_path: str, k8s_namespace: Optional[str] = None,
+                           image: Optional[str] = None) -> list[str]:
+        """Write a Deployment and a Service per executor shard and for the gateway, a Dockerfile
+        and a README under `output_base_path`; returns the paths written."""
+        from plait.orchestrate.export.kubernetes import export_kubernetes
+        return export_kubernetes(self, output_base_path, k8s_namespace, image)
+
+    def to_docker_compose_yaml(self, output_path: str = 'docker-compose.yml', network_name: Optional[str] = None,
+                               image: Optional[str] = None) -> list[str]:
+        """Write a docker-compose file (a service per executor replica, and the gateway) and the
+        Dockerfile beside it; returns the paths written."""
+        from plait.orchestrate.export.compose import export_docker_compose
+        return export_docker_compose(self, output_path, network_name, image)

@@ -10,7 +10,9 @@ import threading
 import weakref
 from typing import Any, Callable, Optional, Sequence
 
+from plait.logs import get_logger
 from plait.orchestrate.process import ServiceProcess, stop_all, wait_all_ready
+from plait.orchestrate.supervisor import RestartPolicy, Supervisor
 
 _live_groups: 'weakref.WeakSet[ProcessGroup]' = weakref.WeakSet()
 
@@ -22,10 +24,17 @@ def _stop_leftovers() -> None:
 
 
 class ProcessGroup:
-    def __init__(self, processes: Sequence[ServiceProcess], grace: float = 10.0):
+    """Processes started together; stopped in tiers (a gateway before the executors it
+    needs, so its in-flight requests can finish) and restarted when they die."""
+
+    def __init__(self, processes: Sequence[ServiceProcess], grace: float = 10.0,
+                 stop_first: Sequence[str] = (), restart: RestartPolicy = RestartPolicy()):
         self.processes = list(processes)
         self.grace = grace
+        self.stop_first = set(stop_first)
+        self.restart = restart
         self._lock = threading.Lock()
+        self._supervisor: Optional[Supervisor] = None
         self.running = False
 
     def start(self, timeout_ready_ms: Optional[int], what: str, show_progress: bool = True) -> None:
@@ -42,13 +51,23 @@ class ProcessGroup:
         except BaseException:
             self.stop()
             raise
+        self._supervisor = Supervisor(self.processes, self.restart, self._lock, lambda: self.running,
+                                      get_logger(what))
+        self._supervisor.start()
 
-    def stop(self) -> None:
+    def stop(self, grace: Optional[float] = None) -> None:
+        """SIGTERM the first tier, wait for it (bounded by the grace period), then the rest;
+        SIGKILL whatever outlives its grace period."""
+        grace = self.grace if grace is None else grace
         with self._lock:
             if not self.running:
                 return
             self.running = False
-            stop_all(self.processes, self.grace + 2)
+            first = [p for p in self.processes if p.label in self.stop_first]
+            rest = [p for p in self.processes if p.label not in self.stop_first]
+            if first:
+                stop_all(first, grace + 1)
+            stop_all(rest, grace + 1)
             _live_groups.discard(self)
 
     def by_label(self, label: str) -> Optional[ServiceProcess]:

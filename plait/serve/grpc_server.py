@@ -20,17 +20,21 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def _env_bytes(name: str) -> int:
+DEFAULT_MAX_RECEIVE_BYTES = 256 * 1024 * 1024  # a guard against hostile payloads; -1 = unlimited
+
+
+def _env_bytes(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return int(value) if value else -1
+    return int(value) if value else default
 
 
 def grpc_options() -> list[tuple[str, Any]]:
-    """Channel and server options shared by every plait hop (as Jina: unlimited sizes unless
-    PLAIT_GRPC_SEND_BYTES / PLAIT_GRPC_RECV_BYTES say otherwise, keepalive pings)."""
+    """Channel and server options shared by every plait hop: unlimited sends, receives capped
+    at 256 MiB (PLAIT_GRPC_SEND_BYTES / PLAIT_GRPC_RECV_BYTES override; -1 = unlimited), and
+    keepalive pings."""
     return [
-        ('grpc.max_send_message_length', _env_bytes('PLAIT_GRPC_SEND_BYTES')),
-        ('grpc.max_receive_message_length', _env_bytes('PLAIT_GRPC_RECV_BYTES')),
+        ('grpc.max_send_message_length', _env_bytes('PLAIT_GRPC_SEND_BYTES', -1)),
+        ('grpc.max_receive_message_length', _env_bytes('PLAIT_GRPC_RECV_BYTES', DEFAULT_MAX_RECEIVE_BYTES)),
         ('grpc.keepalive_time_ms', 9999),
         ('grpc.keepalive_timeout_ms', 4999),
         ('grpc.keepalive_permit_without_calls', 1),

@@ -87,8 +87,7 @@ class ExecutorRunner:
             key = self.executor.resolve_endpoint(endpoint)
             if key is None:
                 from plait.errors import BadRequest
-                raise BadRequest(f'endpoint {endpoint!r} is not served by executor {self.name}; '
-                                 f'it serves {self.executor.known_endpoints()}')
+                raise BadRequest(self.unknown_endpoint_message(endpoint))
             if key == self._dry_run and key not in self.executor.requests:
                 response.data.CopyFrom(first.data)
             else:
@@ -103,6 +102,10 @@ class ExecutorRunner:
                 get_logger(self.name).error('%s raised on %s: %r', self.name, endpoint, ex)
         route.end_time.CopyFrom(_now())
         return response
+
+    def unknown_endpoint_message(self, endpoint: str) -> str:
+        return (f'endpoint {endpoint!r} is not served by executor {self.name}; '
+                f'it serves {self.executor.known_endpoints()}')
 
     async def _call(self, key: str, requests: list[DataRequestProto], response: DataRequestProto) -> None:
         spec = self.executor.endpoint_specs[key]
@@ -160,6 +163,9 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
             request = _parse(body, DataRequestProto)
         except ValueError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        unknown = self._rt.unknown_endpoint(request)
+        if unknown:
+            await context.abort(grpc.StatusCode.NOT_FOUND, unknown)
         return (await self._rt.serve([request], context)).SerializeToString()
 
     async def process_data(self, body: bytes, context: Any) -> bytes:
@@ -245,6 +251,15 @@ class WorkerRuntime:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+
+    def unknown_endpoint(self, request: DataRequestProto) -> Optional[str]:
+        """Why `request` names an endpoint this executor does not serve, or None."""
+        if self.runner is None:
+            return None
+        endpoint = request.header.exec_endpoint if request.header.HasField('exec_endpoint') else '/'
+        if self.runner.executor.resolve_endpoint(endpoint) is None:
+            return self.runner.unknown_endpoint_message(endpoint)
+        return None
 
     def endpoints_proto(self) -> jina_common_pb2.EndpointsProto:
         from plait.executor import DRY_RUN_ENDPOINT

@@ -14,7 +14,8 @@ from typing import Any, Optional
 from plait.orchestrate.export.dockerfile import installed_notes, write_build_context
 from plait.orchestrate.export.render import yaml_text
 from plait.orchestrate.export.sources import APP_DIR
-from plait.orchestrate.export.topology import PRESTOP_SECONDS, Health, Service, Topology, build_topology, dns_label
+from plait.orchestrate.export.topology import (PRESTOP_SECONDS, Health, Service, Topology, build_topology,
+                                              dns_label)
 
 EXECUTOR_RESOURCES = {'requests': {'cpu': '250m', 'memory': '512Mi'}}
 GATEWAY_RESOURCES = {'requests': {'cpu': '250m', 'memory': '256Mi'}}
@@ -109,7 +110,8 @@ def service_manifest(topology: Topology, service: Service, namespace: Optional[s
     }
 
 
-def kubernetes_topology(flow: Any, k8s_namespace: Optional[str] = None, image: Optional[str] = None) -> Topology:
+def kubernetes_topology(flow: Any, k8s_namespace: Optional[str] = None,
+                        image: Optional[str] = None) -> Topology:
     """The Flow as Kubernetes Services: short names in one namespace, or `name.ns.svc` when given one."""
     suffix = f'.{k8s_namespace}.svc' if k8s_namespace else ''
     return build_topology(flow, 'kubernetes', lambda name, port: f'{name}{suffix}:{port}', image)
@@ -120,8 +122,9 @@ def manifests(topology: Topology, k8s_namespace: Optional[str] = None) -> dict[s
     files: dict[str, list[dict[str, Any]]] = {}
     for service in topology.services:
         folder = 'gateway' if service.role == 'gateway' else dns_label(service.deployment, limit=40)
-        files[os.path.join(folder, f'{service.name}.yml')] = [deployment_manifest(topology, service, k8s_namespace),
-                                                              service_manifest(topology, service, k8s_namespace)]
+        files[os.path.join(folder, f'{service.name}.yml')] = [
+            deployment_manifest(topology, service, k8s_namespace),
+            service_manifest(topology, service, k8s_namespace)]
     return files
 
 
@@ -162,14 +165,15 @@ pods carry `linkerd.io/inject: enabled`) to spread the gateway's calls over ever
 
 def _readme(topology: Topology, files: list[str], k8s_namespace: Optional[str]) -> str:
     folders = sorted({os.path.dirname(f) for f in files})
-    table = '\n'.join(f'| {folder}/ | ' + ('the gateway' if folder == 'gateway' else f'executor {folder}') + ' |'
+    table = '\n'.join(f'| {folder}/ | {"the gateway" if folder == "gateway" else "executor " + folder} |'
                       for folder in folders)
     notes = ''.join(f'\n   Note: {line}.' for line in installed_notes(topology))
     ns_flag = f'-n {k8s_namespace} ' if k8s_namespace else ''
     return _README.format(
         flow=topology.flow_name, table=table, app=APP_DIR, image=topology.image,
         copied=', '.join(sorted(topology.sources)) or 'none were needed', notes=notes,
-        namespace_step=f'Create the namespace: `kubectl create namespace {k8s_namespace}`. ' if k8s_namespace else '',
+        namespace_step=(f'Create the namespace: `kubectl create namespace {k8s_namespace}`. '
+                        if k8s_namespace else ''),
         apply=' '.join(f'-f {folder}/' for folder in folders), ns_flag=ns_flag,
         port=topology.gateway.ports[0].number)
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal, Optional
 
 from plait.errors import BadConfig
-from plait.orchestrate.export.sources import ExportedUses, exportable_uses
+from plait.orchestrate.export.sources import ExportedUses, collect_sources, exportable_uses
 
 Mode = Literal['kubernetes', 'compose']
 EXECUTOR_PORT = 8080           # every executor container listens here (each has its own address)
@@ -103,7 +103,7 @@ def dns_label(text: str, limit: int = 63) -> str:
 
 def _json(value: Any, what: str) -> str:
     try:
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(value)
     except TypeError as e:
         raise BadConfig(f'{what} must be JSON-serialisable to be exported: {e}') from None
 
@@ -155,8 +155,11 @@ def _executor_services(deployment: Any, base: str, mode: Mode) -> list[list[Serv
 
 def _gateway_ports(flow: Any) -> list[Port]:
     given = flow._init_args.get('port')
-    numbers = list(flow.ports) if given is not None else [FIRST_GATEWAY_PORT + i for i in range(len(flow.protocols))]
-    return [Port(p, n) for p, n in zip(flow.protocols, numbers)]
+    if given is not None:
+        numbers = list(flow.ports)
+    else:
+        numbers = [FIRST_GATEWAY_PORT + i for i in range(len(flow.protocols))]
+    return [Port(p, n) for p, n in zip(flow.protocols, numbers, strict=True)]
 
 
 def _gateway_health(ports: list[Port], config: Any) -> Health:
@@ -174,13 +177,13 @@ def _gateway_args(flow: Any, ports: list[Port], targets: list[dict[str, Any]]) -
     args = ['gateway', '--name', 'gateway', '--host', '0.0.0.0',
             '--protocol', *[p.name for p in ports], '--port', *[str(p.number) for p in ports],
             '--deployments', _json(targets, 'the gateway graph')]
+    defaults = type(config)()
     for key, flag in _GATEWAY_FLAGS.items():
         value = getattr(config, key)
-        if value is not None:
+        if value is not None and value != getattr(defaults, key):
             args += [flag, str(value)]
     if config.cors:
         args.append('--cors')
-    defaults = type(config)()
     extra = {k: getattr(config, k) for k in _GATEWAY_JSON_ONLY if getattr(config, k) != getattr(defaults, k)}
     if extra:
         args += ['--config-json', _json(extra, 'gateway options')]
@@ -208,8 +211,6 @@ def _target(deployment: Any, addresses: list[list[str]]) -> dict[str, Any]:
 def build_topology(flow: Any, mode: Mode, address: Callable[[str, int], str],
                    image: Optional[str] = None) -> Topology:
     """Describe `flow` for `mode`; `address(service_name, port)` is how the gateway reaches a service."""
-    from plait.orchestrate.export.sources import collect_sources
-
     services: list[Service] = []
     targets: list[dict[str, Any]] = []
     taken: dict[str, str] = {'gateway': 'the gateway'}

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import re
 import traceback
+from urllib.parse import quote
 from typing import Any, Optional
 
 import grpc
@@ -215,7 +216,7 @@ class Graph:
                     request: RawDataRequest) -> RawDataRequest:
         timeout_ms = target.timeout_send if target.timeout_send is not None else self.config.timeout_send
         timeout = timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
-        metadata = (('endpoint', endpoint),)
+        metadata = (('endpoint', quote(endpoint, safe='/_-.~')),)  # metadata must be ASCII
         payload = request.SerializeToString()
         shards = conn.shards if target.polling_for(endpoint) == 'ALL' else [conn.pick_any_shard()]
         try:

@@ -32,22 +32,26 @@ class GrpcGateway:
         self.core = core
         self.prefetch = prefetch
 
-    async def _route(self, body: bytes) -> tuple[bytes, bool]:
-        """Serialized response and whether it reports an error; ValueError for bad input."""
+    async def _route(self, body: bytes) -> bytes:
+        """The serialized response, errors reported in its header; ValueError for bad input."""
         try:
-            response = await self.core.process(_parse(body))
+            return (await self.core.process(_parse(body))).SerializeToString()
         except RoutingFailure as failure:
-            return failure.response.SerializeToString(), True
-        return response.SerializeToString(), response.header.status.code == jina_common_pb2.StatusProto.ERROR
+            return failure.response.SerializeToString()
 
     async def process_single_data(self, body: bytes, context: Any) -> bytes:
         try:
-            reply, failed = await self._route(body)
+            response = await self.core.process(_parse(body))
         except ValueError as e:  # malformed bytes, bad target_executor regex
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        if failed:
+        except RoutingFailure as failure:
+            if failure.code == grpc.StatusCode.NOT_FOUND:  # no executor serves the endpoint
+                await context.abort(grpc.StatusCode.NOT_FOUND, failure.response.header.status.description)
             context.set_trailing_metadata(_IS_ERROR)
-        return reply
+            return failure.response.SerializeToString()
+        if response.header.status.code == jina_common_pb2.StatusProto.ERROR:
+            context.set_trailing_metadata(_IS_ERROR)
+        return response.SerializeToString()
 
     async def call(self, bodies: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
         metadata = dict(context.invocation_metadata() or ())
@@ -61,7 +65,7 @@ class GrpcGateway:
 
         async def handle(index: int, body: bytes) -> None:
             try:
-                reply = (await self._route(body))[0]
+                reply = await self._route(body)
             except ValueError as e:  # malformed input: end the stream with a clear status
                 reply = e
             await results.put((index, reply))

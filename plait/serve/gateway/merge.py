@@ -1,5 +1,6 @@
 """Joining document batches at the protobuf level (no docarray objects): documents with the
-same id are merged field by field, a field set later winning over an earlier one."""
+same id are merged field by field, a field set later winning over an earlier one, and dict
+fields (tags) updated key by key, as docarray's `update` does."""
 
 from __future__ import annotations
 
@@ -34,7 +35,10 @@ def merge_data(datas: list[bytes]) -> bytes:
                 merged[doc_id] = doc
                 continue
             for key, value in doc.data.items():
-                if value.WhichOneof('content') is not None or key not in target.data:
+                kind = value.WhichOneof('content')
+                if kind == 'dict' and key in target.data and target.data[key].WhichOneof('content') == 'dict':
+                    target.data[key].dict.MergeFrom(value.dict)  # dicts (tags) are updated key by key
+                elif kind is not None or key not in target.data:
                     target.data[key].CopyFrom(value)
     out = DataContentProto()
     out.docs.docs.extend([*merged.values(), *anonymous])

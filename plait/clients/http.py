@@ -1,0 +1,222 @@
+"""The HTTP transport: each request is a JSON `POST /post` (as Jina's HTTP client sends it),
+at most `prefetch` in flight; probes are `GET /readyz` (falling back to `/dry_run` on gateways
+without it), `GET /`, `GET /dry_run` and `GET /status`.
+
+Documents travel as JSON (see plait.serve.gateway.http_json): types that JSON cannot say
+(tensor dtypes, ints beyond int32) come back as plain numbers and lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, AsyncIterator, Optional, Union
+
+import httpx
+from google.protobuf import json_format
+
+from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
+from plait.proto import jina_data_pb2
+from plait.proto._docarray import docarray_pb2
+from plait.serve.gateway.http_json import docs_json, json_doc_list_proto, status_from_json
+
+Verify = Union[bool, str, ssl.SSLContext]
+DataRequestProto = jina_data_pb2.DataRequestProto
+
+
+def ssl_context(verify: Verify) -> ssl.SSLContext:
+    """`verify`: True = the system's CAs, False = no check, a path = that CA file, or a context."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    except OSError as e:
+        raise BadRequest(f'cannot read the TLS CA file {verify!r}: {e.strerror}') from None
+
+
+def request_json(request: DataRequestProto) -> dict[str, Any]:
+    """A DataRequestProto as the JSON body of `POST /post`."""
+    content = request.data
+    if content.WhichOneof('documents') == 'docs_bytes':
+        doc_list = docarray_pb2.DocListProto.FromString(content.docs_bytes)
+    else:
+        doc_list = content.docs
+    header = json_format.MessageToDict(request.header, preserving_proto_field_name=True)
+    return {
+        'header': header,
+        'parameters': json_format.MessageToDict(request.parameters) if request.parameters.fields else {},
+        'data': docs_json(doc_list),
+        'exec_endpoint': request.header.exec_endpoint or '/',
+        'target_executor': request.header.target_executor,
+    }
+
+
+def response_proto(body: dict[str, Any], request_id: str) -> DataRequestProto:
+    """The DataRequestProto of a JSON answer (`{"header", "parameters", "routes", "data"}`)."""
+    proto = DataRequestProto()
+    header = body.get('header') if isinstance(body.get('header'), dict) else {}
+    json_format.ParseDict({k: v for k, v in header.items() if k != 'status' and v is not None}, proto.header,
+                          ignore_unknown_fields=True)
+    if isinstance(header.get('status'), dict):
+        proto.header.status.CopyFrom(status_from_json(header['status']))
+    if isinstance(body.get('parameters'), dict):
+        proto.parameters.update(body['parameters'])
+    for route in body.get('routes') or []:
+        if isinstance(route, dict):
+            clean = {k: v for k, v in route.items() if k != 'status' and v is not None}
+            added = proto.routes.add()
+            json_format.ParseDict(clean, added, ignore_unknown_fields=True)
+            if isinstance(route.get('status'), dict):
+                added.status.CopyFrom(status_from_json(route['status']))
+    data = body.get('data')
+    if isinstance(data, dict) and isinstance(data.get('docs'), list):
+        data = data['docs']
+    if isinstance(data, list):
+        proto.data.docs.CopyFrom(json_doc_list_proto(d for d in data if isinstance(d, dict)))
+    else:
+        proto.data.docs.SetInParent()
+    proto.header.request_id = proto.header.request_id or request_id
+    return proto
+
+
+def _error_proto(request: DataRequestProto, description: str, name: str) -> DataRequestProto:
+    failed = DataRequestProto()
+    failed.header.CopyFrom(request.header)
+    failed.header.status.code = failed.header.status.ERROR
+    failed.header.status.description = description
+    failed.header.status.exception.name = name
+    failed.header.status.exception.args.append(description)
+    return failed
+
+
+class HttpTransport:
+    def __init__(self, host: str, port: int, tls: bool = False, verify: Verify = True):
+        self.base = f'{"https" if tls else "http"}://{host}:{port}'
+        self._tls = tls
+        self._verify = verify
+        self._client: Optional[httpx.AsyncClient] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            verify = ssl_context(self._verify) if self._tls else False
+            # trust_env=False: a gateway address is never reached through a proxy from the environment
+            self._client = httpx.AsyncClient(base_url=self.base, verify=verify, trust_env=False,
+                                             timeout=httpx.Timeout(None), limits=httpx.Limits(max_keepalive_connections=20))
+            self._loop = loop
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await client.aclose()
+
+    def _translate(self, e: Exception) -> Exception:
+        if isinstance(e, httpx.TimeoutException):
+            return RequestTimeout(f'{self.base} did not answer in time ({type(e).__name__})')
+        return InternalNetworkError(f'cannot reach {self.base}: {e or type(e).__name__}', addresses=[self.base])
+
+    async def _post(self, request: DataRequestProto, timeout: Optional[float]) -> DataRequestProto:
+        try:
+            answer = await self._http().post('/post', json=request_json(request), timeout=timeout)
+        except httpx.HTTPError as e:
+            raise self._translate(e) from None
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get('header'), dict) and 'status' in body['header'] \
+                or answer.status_code == 200 and isinstance(body, dict):
+            return response_proto(body, request.header.request_id)
+        if answer.status_code == 404:
+            raise BadRequest(f'{self.base}/post does not exist (HTTP 404): the gateway hides /post '
+                             f'(no_debug_endpoints) or is not a plait/Jina gateway')
+        text = answer.text[:500] if body is None else str(body)[:500]
+        return _error_proto(request, f'{self.base}/post answered HTTP {answer.status_code}: {text}', 'HTTPError')
+
+    async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: Optional[float],
+                   results_in_order: bool) -> AsyncIterator[DataRequestProto]:
+        window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
+        results: asyncio.Queue = asyncio.Queue()
+
+        async def one(index: int, request: DataRequestProto) -> None:
+            try:
+                await results.put((index, await self._post(request, timeout)))
+            except Exception as e:
+                await results.put((index, e))
+
+        async def produce() -> None:
+            for index, request in enumerate(requests):
+                if window is not None:
+                    await window.acquire()
+                tasks.append(asyncio.ensure_future(one(index, request)))
+
+        tasks: list[asyncio.Future] = []
+        producer = asyncio.ensure_future(produce())
+        held: dict[int, DataRequestProto] = {}
+        next_index = 0
+        try:
+            for _ in range(len(requests)):
+                index, outcome = await results.get()
+                if isinstance(outcome, Exception):
+                    raise outcome
+                if not results_in_order:
+                    if window is not None:
+                        window.release()
+                    yield outcome
+                    continue
+                held[index] = outcome
+                while next_index in held:
+                    if window is not None:
+                        window.release()
+                    yield held.pop(next_index)
+                    next_index += 1
+        finally:
+            for task in [producer, *tasks]:
+                if not task.done():
+                    task.cancel()
+
+    async def get(self, path: str, timeout: float) -> tuple[int, Any]:
+        """(HTTP status, JSON body or None); raises httpx errors."""
+        answer = await self._http().get(path, timeout=timeout)
+        try:
+            return answer.status_code, answer.json()
+        except ValueError:
+            return answer.status_code, None
+
+    async def is_ready(self, kind: str, timeout: float) -> bool:
+        """'flow'/'deployment': GET /readyz == 200 (on gateways without it, dry_run);
+        'gateway'/'executor': GET / == 200. Never raises."""
+        try:
+            async with asyncio.timeout(timeout):
+                if kind in ('flow', 'deployment'):
+                    status, _ = await self.get('/readyz', timeout)
+                    if status == 404:
+                        return await self.dry_run(timeout)
+                    return status == 200
+                return (await self.get('/', timeout))[0] == 200
+        except Exception:
+            return False
+
+    async def dry_run(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                status, body = await self.get('/dry_run', timeout)
+            return status == 200 and isinstance(body, dict) and body.get('code') in (0, 'SUCCESS')
+        except Exception:
+            return False
+
+    async def status_info(self, timeout: float) -> dict[str, dict[str, str]]:
+        try:
+            status, body = await self.get('/status', timeout)
+        except httpx.HTTPError as e:
+            raise self._translate(e) from None
+        if status != 200 or not isinstance(body, dict):
+            raise BadRequest(f'{self.base}/status answered HTTP {status}')
+        return {'jina': dict(body.get('jina') or {}), 'envs': dict(body.get('envs') or {})}

@@ -1,0 +1,90 @@
+"""GraphQL at `/graphql` (`expose_graphql_endpoint=True`, strawberry): the query and the
+mutation `docs(data, execEndpoint, targetExecutor, parameters)` send documents to an endpoint
+and return the documents' fields:
+
+    mutation { docs(data: [{text: "hello", tags: {a: 1}}], execEndpoint: "/foo",
+                    parameters: {k: "v"}) { id text tags fields } }
+
+`fields` holds every field of a returned document as JSON (for executors' own document types).
+No GraphiQL page is served: it would load its scripts from the internet.
+"""
+
+# no `from __future__ import annotations`: strawberry reads the annotations at runtime
+import dataclasses
+from typing import Any, Optional
+
+import strawberry
+from strawberry.scalars import JSON
+
+from plait.serve.gateway.http_routes import JsonGateway
+
+
+@strawberry.input(description='A document to send')
+class DocumentInput:
+    id: Optional[str] = None
+    text: Optional[str] = None
+    uri: Optional[str] = None
+    mime_type: Optional[str] = None
+    parent_id: Optional[str] = None
+    tags: Optional[JSON] = None
+    embedding: Optional[list[float]] = None
+    fields: Optional[JSON] = strawberry.field(default=None, description='More fields, as a JSON object')
+
+
+@strawberry.type(description='A document the Flow returned')
+class DocumentOutput:
+    id: Optional[str]
+    text: Optional[str]
+    uri: Optional[str]
+    mime_type: Optional[str]
+    parent_id: Optional[str]
+    tags: Optional[JSON]
+    embedding: Optional[list[Optional[float]]]
+    fields: JSON = strawberry.field(description='Every field of the document')
+
+
+_NAMED = ('id', 'text', 'uri', 'mime_type', 'parent_id', 'tags', 'embedding')
+
+
+def _to_json(doc: DocumentInput) -> dict[str, Any]:
+    values = {k: v for k, v in dataclasses.asdict(doc).items() if v is not None and k != 'fields'}
+    if isinstance(doc.fields, dict):
+        values = {**doc.fields, **values}
+    return values
+
+
+def _from_json(doc: dict[str, Any]) -> DocumentOutput:
+    named = {k: doc.get(k) for k in _NAMED}
+    if not isinstance(named['embedding'], list):
+        named['embedding'] = None
+    return DocumentOutput(**named, fields=doc)
+
+
+def build_schema(gateway: JsonGateway) -> strawberry.Schema:
+    async def docs(data: Optional[list[DocumentInput]] = None, exec_endpoint: str = '/',
+                   target_executor: Optional[str] = None,
+                   parameters: Optional[JSON] = None) -> list[DocumentOutput]:
+        body = {'data': [_to_json(d) for d in data or []], 'exec_endpoint': exec_endpoint,
+                'parameters': parameters or {}, 'target_executor': target_executor}
+        status, answer = await gateway.handle(body)
+        if status != 200:
+            raise ValueError(answer['header']['status']['description'])
+        return [_from_json(d) for d in answer['data'] or []]
+
+    @strawberry.type
+    class Query:
+        docs_: list[DocumentOutput] = strawberry.field(resolver=docs, name='docs',
+                                                       description='Send documents to an endpoint')
+
+    @strawberry.type
+    class Mutation:
+        docs_: list[DocumentOutput] = strawberry.mutation(resolver=docs, name='docs',
+                                                          description='Send documents to an endpoint')
+
+    return strawberry.Schema(query=Query, mutation=Mutation)
+
+
+def add_graphql_route(app: Any, gateway: JsonGateway) -> None:
+    from strawberry.fastapi import GraphQLRouter
+
+    app.include_router(GraphQLRouter(build_schema(gateway), graphql_ide=None), prefix='/graphql')

@@ -1,0 +1,107 @@
+"""The FastAPI application of an HTTP or WebSocket gateway.
+
+Both serve `GET /` (`{}`: the gateway process is up), `/livez`, `/readyz` (the live
+readiness view: 200, or 503 naming each replica that is not ready), `/dry_run` (the seeds'
+StatusProto JSON, always 200), `/status` and Prometheus `/metrics`. HTTP adds the data routes
+(`/post`, CRUD, exposed endpoints; see http_routes), OpenAPI and Swagger UI at `/docs`, and
+GraphQL when asked; WebSocket adds the streaming routes of `websocket.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+from typing import Any, Optional
+
+from prometheus_client import CollectorRegistry
+
+from plait.serve.gateway.config import GatewayConfig
+from plait.serve.gateway.core import GatewayCore
+from plait.serve.gateway.http_json import status_json
+from plait.serve.gateway.http_routes import JsonGateway, add_data_routes, data_routes
+
+DEFAULT_TITLE = 'plait gateway'
+DEFAULT_DESCRIPTION = ('A plait Flow behind an HTTP gateway. Set `title` and `description` on the Flow '
+                       'to change this text.')
+
+
+def _version() -> str:
+    try:
+        return metadata.version('plait')
+    except metadata.PackageNotFoundError:
+        return '0'
+
+
+def _add_probe_routes(app: Any, core: GatewayCore, no_debug: bool) -> None:
+    from fastapi.responses import JSONResponse
+
+    async def health() -> JSONResponse:
+        return JSONResponse({})
+
+    async def readyz() -> JSONResponse:
+        missing = core.not_ready()
+        return JSONResponse({'ready': not missing, 'not_ready': missing}, status_code=503 if missing else 200)
+
+    async def dry_run() -> JSONResponse:
+        return JSONResponse(status_json(await core.dry_run()))
+
+    async def status() -> JSONResponse:
+        from plait.serve.info import status_info
+
+        return JSONResponse(status_info())
+
+    app.add_api_route('/', health, methods=['GET'], summary='Liveness: the gateway is up', tags=['Health'])
+    app.add_api_route('/livez', health, methods=['GET'], summary='Liveness: the gateway is up', tags=['Health'])
+    app.add_api_route('/readyz', readyz, methods=['GET'], tags=['Health'],
+                      summary='Readiness of the whole Flow, from the live health of every replica')
+    app.add_api_route('/dry_run', dry_run, methods=['GET'], tags=['Health'],
+                      summary='Send an empty request through the whole Flow; check `code` (0 = success)')
+    if not no_debug:
+        app.add_api_route('/status', status, methods=['GET'], tags=['Debug'],
+                          summary='Versions, platform and environment of the gateway')
+
+
+def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
+              logger: Optional[logging.Logger] = None) -> Any:
+    from fastapi import FastAPI
+
+    from plait.serve.gateway.http_limits import BodyLimitMiddleware
+    from plait.serve.gateway.http_metrics import HttpMetrics, add_metrics_route
+
+    logger = logger or logging.getLogger('plait.gateway')
+    title = config.title or DEFAULT_TITLE
+    description = config.description or DEFAULT_DESCRIPTION
+    app = FastAPI(title=title, description=description, version=_version(),
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    json_gateway = JsonGateway(core, logger)
+    _add_probe_routes(app, core, config.no_debug_endpoints)
+    registry = CollectorRegistry()
+    add_metrics_route(app, registry)
+    if websocket:
+        from plait.serve.gateway.websocket import WebSocketGateway, add_websocket_routes
+
+        add_websocket_routes(app, WebSocketGateway(core, json_gateway, config.prefetch, logger))
+    else:
+        from plait.serve.gateway.http_openapi import add_docs_routes, build_openapi
+
+        routes = data_routes(config.expose_endpoints, config.no_debug_endpoints, config.no_crud_endpoints, logger)
+        add_data_routes(app, json_gateway, routes)
+
+        async def openapi() -> dict[str, Any]:
+            await core.discover()
+            return build_openapi(app, title, description, _version(), routes, core.schemas())
+
+        add_docs_routes(app, openapi, title)
+        if config.expose_graphql_endpoint:
+            from plait.serve.gateway.graphql import add_graphql_route
+
+            add_graphql_route(app, json_gateway)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    if config.cors:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=['*'], allow_credentials=True,
+                           allow_methods=['*'], allow_headers=['*'])
+        logger.warning('CORS is enabled: any website can call this gateway')
+    app.add_middleware(HttpMetrics, registry=registry)
+    return app

@@ -1,0 +1,141 @@
+"""The HTTP data routes (`POST /post`, CRUD, exposed endpoints) and how each outcome maps to
+an HTTP status.
+
+Every answer of these routes has the same envelope, `{"header", "parameters", "routes",
+"data"}`. On failure `header.status` is the StatusProto written whole (`{"code": 1,
+"description", "exception": {"name", "args", "stacks", "executor"}}`) and the HTTP status says
+what kind of failure it is:
+
+==========================================  ======
+a deployment is down (UNAVAILABLE)           503
+an executor did not answer in timeout_send   504
+no executor serves the endpoint              404 (the description lists the served ones)
+malformed JSON                               400
+wrong shape or types (names the field)       422
+body over max_body_bytes                     413 (see http_limits)
+the executor raised                          500
+==========================================  ======
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import grpc
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from plait.errors import BadRequest
+from plait.proto import jina_common_pb2
+from plait.serve.gateway.connections import status_error
+from plait.serve.gateway.core import GatewayCore
+from plait.serve.gateway.graph import RoutingFailure
+from plait.serve.gateway.http_json import docs_json, error_json, message_json
+from plait.serve.gateway.http_request import build_request, loads, parse_body
+from plait.serve.gateway.http_schema import BadInput, InputEncoder
+from plait.serve.gateway.merge import doc_list_of
+
+ERROR = jina_common_pb2.StatusProto.ERROR
+CRUD = (('/index', 'POST'), ('/search', 'POST'), ('/update', 'PUT'), ('/delete', 'DELETE'))
+# expose_endpoint(...) keywords passed on to the route (the rest is ignored with a warning)
+ROUTE_OPTIONS = ('summary', 'description', 'tags', 'name', 'deprecated', 'response_description',
+                 'operation_id', 'include_in_schema')
+
+
+def http_status_of(failure: RoutingFailure) -> int:
+    if failure.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return 504
+    if failure.code == grpc.StatusCode.NOT_FOUND and failure.response.header.status.exception.name == 'BadRequest':
+        return 404
+    if failure.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND):
+        return 503
+    if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
+        return 400
+    return 500
+
+
+class JsonGateway:
+    """JSON requests in, JSON answers out (with their HTTP status): what HTTP routes and
+    WebSocket text messages share."""
+
+    def __init__(self, core: GatewayCore, logger: Optional[logging.Logger] = None):
+        self.core = core
+        self.encoder = InputEncoder()
+        self.logger = logger or logging.getLogger('plait.gateway')
+
+    async def handle_bytes(self, raw: bytes | str, endpoint: Optional[str] = None) -> tuple[int, dict[str, Any]]:
+        try:
+            body = loads(raw)
+        except BadInput as e:
+            return e.http_status, error_json(status_error(str(e), name='BadRequest'))
+        return await self.handle(body, endpoint)
+
+    async def handle(self, body: Any, endpoint: Optional[str] = None) -> tuple[int, dict[str, Any]]:
+        request_id = ''
+        try:
+            parsed = parse_body(body, endpoint)
+            request_id = parsed.request_id
+            await self.core.discover()
+            request = build_request(parsed, self.encoder, self.core.schemas())
+        except BadInput as e:
+            return e.http_status, error_json(status_error(str(e), name='BadRequest'), request_id)
+        try:
+            response = await self.core.process(request)
+        except RoutingFailure as failure:
+            return http_status_of(failure), message_json(failure.response, None)
+        except BadRequest as e:  # e.g. target_executor is not a valid regular expression
+            return 400, error_json(status_error(str(e), name='BadRequest'), request.header.request_id)
+        if response.header.status.code == ERROR:
+            return 500, message_json(response, None)
+        return 200, message_json(response, docs_json(doc_list_of(response.data)))
+
+
+@dataclass
+class DataRoute:
+    """One HTTP route that posts to the Flow: `endpoint` None means the body names it (/post)."""
+
+    path: str
+    methods: list[str]
+    endpoint: Optional[str]
+    options: dict[str, Any]
+
+
+def data_routes(expose_endpoints: dict[str, dict[str, Any]], no_debug: bool, no_crud: bool,
+                logger: Optional[logging.Logger] = None) -> list[DataRoute]:
+    """The data routes of a gateway: exposed endpoints first (they win over CRUD paths)."""
+    routes: list[DataRoute] = []
+    taken: set[tuple[str, str]] = set()
+    for endpoint, raw in (expose_endpoints or {}).items():
+        options = dict(raw or {})
+        methods = [m.upper() for m in options.pop('methods', None) or ['POST']]
+        unknown = set(options) - set(ROUTE_OPTIONS)
+        if unknown and logger is not None:
+            logger.warning('expose_endpoint %s: ignoring unknown option(s) %s', endpoint, sorted(unknown))
+        kept = {k: v for k, v in options.items() if k in ROUTE_OPTIONS}
+        path = '/' + endpoint.lstrip('/')
+        routes.append(DataRoute(path, methods, endpoint, kept))
+        taken.update((path, m) for m in methods)
+    if not no_debug:
+        routes.append(DataRoute('/post', ['POST'], None,
+                                {'summary': 'Post documents to any endpoint of the Flow', 'tags': ['Debug']}))
+    if not no_crud:
+        for path, method in CRUD:
+            if (path, method) not in taken:
+                routes.append(DataRoute(path, [method], path,
+                                        {'summary': f'{method} documents to the {path} endpoint', 'tags': ['CRUD']}))
+    return routes
+
+
+def add_data_routes(app: Any, gateway: JsonGateway, routes: list[DataRoute]) -> None:
+    def handler_for(route: DataRoute) -> Any:
+        async def handle(request: Request) -> JSONResponse:
+            status, body = await gateway.handle_bytes(await request.body(), route.endpoint)
+            return JSONResponse(body, status_code=status)
+
+        handle.__name__ = f'post_{route.path.strip("/").replace("/", "_") or "root"}'
+        return handle
+
+    for route in routes:
+        app.add_api_route(route.path, handler_for(route), methods=route.methods, **route.options)

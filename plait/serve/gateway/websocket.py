@@ -1,0 +1,167 @@
+"""The WebSocket face of the gateway (`protocol='websocket'`): one connection carries a stream
+of requests and their responses, in request order.
+
+Message format, chosen to interoperate with Jina 3.x clients and gateways:
+
+- Route ``/``. A **binary** message is one serialized ``DataRequestProto`` (what Jina's own
+  client sends, with subprotocol ``bytes``); its response is a serialized ``DataRequestProto``.
+  The one-byte message ``b'\\x00'`` (Jina's end-of-input, ``bytes(True)``) ends the input.
+- A **text** message is a JSON request as for HTTP ``POST /post`` (``{"data": [...],
+  "exec_endpoint": "/", "parameters": {}}``, camelCase accepted); its response is the JSON
+  envelope of ``/post``. The message ``{}`` ends the input (as in Jina's JSON subprotocol).
+- Each response is written in the kind of its request, so the subprotocol (``bytes`` or
+  ``json``, echoed when the client asks for it) only matters to the client.
+- At most ``prefetch`` requests per connection are in flight. After end-of-input the server
+  sends what is outstanding and closes with 1000. Failures are answered per request
+  (``header.status`` ERROR, as on gRPC), never by dropping the connection; a message that cannot
+  be read gets an error response too.
+- Route ``/dry_run``: the server sends the dry-run StatusProto (bytes with subprotocol
+  ``bytes``, else JSON ``{"code", "description", "exception"}``) and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Optional
+
+from google.protobuf.message import DecodeError
+
+from plait.errors import BadRequest
+from plait.proto.plait_raw_pb2 import RawDataRequest
+from plait.serve.gateway.connections import status_error
+from plait.serve.gateway.core import GatewayCore
+from plait.serve.gateway.graph import RoutingFailure
+from plait.serve.gateway.http_json import error_json, status_json
+from plait.serve.gateway.http_request import loads
+from plait.serve.gateway.http_routes import JsonGateway
+from plait.serve.gateway.http_schema import BadInput
+from plait.serve.messages import exception_status
+
+END_OF_INPUT = bytes(True)  # b'\x00'
+SUBPROTOCOLS = ('bytes', 'json')
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(',', ':'))
+
+
+def _subprotocol(websocket: Any) -> Optional[str]:
+    requested = websocket.scope.get('subprotocols') or []
+    return next((p for p in requested if p in SUBPROTOCOLS), None)
+
+
+class WebSocketGateway:
+    def __init__(self, core: GatewayCore, json_gateway: JsonGateway, prefetch: int,
+                 logger: Optional[logging.Logger] = None):
+        self.core = core
+        self.json = json_gateway
+        self.prefetch = prefetch
+        self.logger = logger or logging.getLogger('plait.gateway')
+
+    async def _answer_bytes(self, data: bytes) -> tuple[str, Any]:
+        try:
+            request = RawDataRequest.FromString(data)
+        except DecodeError as e:
+            failed = RawDataRequest()
+            failed.header.status.CopyFrom(status_error(f'malformed DataRequestProto: {e}', name='BadRequest'))
+            return 'bytes', failed.SerializeToString()
+        try:
+            response = await self.core.process(request)
+        except RoutingFailure as failure:
+            response = failure.response
+        except BadRequest as e:
+            request.header.status.CopyFrom(status_error(str(e), name='BadRequest'))
+            response = request
+        return 'bytes', response.SerializeToString()
+
+    async def _safe(self, kind: str, answer: Any) -> tuple[str, Any]:
+        """An unexpected failure still gets an answer, in the kind of its request."""
+        try:
+            return await answer
+        except Exception as e:
+            self.logger.exception('websocket request failed')
+            status = exception_status(e)
+            if kind == 'bytes':
+                failed = RawDataRequest()
+                failed.header.status.CopyFrom(status)
+                return 'bytes', failed.SerializeToString()
+            return 'text', _dumps(error_json(status))
+
+    async def _answer_json(self, body: Any) -> tuple[str, Any]:
+        if isinstance(body, BadInput):
+            return 'text', _dumps(error_json(status_error(str(body), name='BadRequest')))
+        return 'text', _dumps((await self.json.handle(body))[1])
+
+    async def stream(self, websocket: Any) -> None:
+        """Serve one connection on `/` until end-of-input or until the client goes away."""
+        from starlette.websockets import WebSocketDisconnect
+
+        await websocket.accept(subprotocol=_subprotocol(websocket))
+        window = asyncio.Semaphore(self.prefetch) if self.prefetch > 0 else None
+        pending: asyncio.Queue = asyncio.Queue()
+
+        async def write() -> None:
+            while (task := await pending.get()) is not None:
+                kind, payload = await task
+                if window is not None:
+                    window.release()
+                if kind == 'bytes':
+                    await websocket.send_bytes(payload)
+                else:
+                    await websocket.send_text(payload)
+
+        writer = asyncio.ensure_future(write())
+        tasks: list[asyncio.Future] = []
+        ended = False
+        try:
+            while not writer.done():
+                message = await websocket.receive()
+                if message['type'] == 'websocket.disconnect':
+                    break
+                data, text = message.get('bytes'), message.get('text')
+                if data is not None:
+                    if data == END_OF_INPUT:
+                        ended = True
+                        break
+                    answer = self._safe('bytes', self._answer_bytes(data))
+                else:
+                    try:
+                        body: Any = loads(text or '')
+                    except BadInput as e:
+                        body = e
+                    if body == {}:
+                        ended = True
+                        break
+                    answer = self._safe('text', self._answer_json(body))
+                if window is not None:
+                    await window.acquire()
+                task = asyncio.ensure_future(answer)
+                tasks.append(task)
+                pending.put_nowait(task)
+            if ended:
+                pending.put_nowait(None)
+                await writer
+                await websocket.close(1000)
+        except (WebSocketDisconnect, RuntimeError, OSError) as e:  # the client went away mid-stream
+            self.logger.debug('websocket client left: %r', e)
+        finally:
+            for task in [writer, *tasks]:
+                if not task.done():
+                    task.cancel()
+
+    async def dry_run(self, websocket: Any) -> None:
+        subprotocol = _subprotocol(websocket)
+        await websocket.accept(subprotocol=subprotocol)
+        status = await self.core.dry_run()
+        if subprotocol == 'bytes':
+            await websocket.send_bytes(status.SerializeToString())
+        else:
+            await websocket.send_text(_dumps(status_json(status)))
+        await websocket.close(1000)
+
+
+def add_websocket_routes(app: Any, gateway: WebSocketGateway) -> None:
+    app.add_api_websocket_route('/', gateway.stream, name='stream')
+    app.add_api_websocket_route('/dry_run', gateway.dry_run, name='dry_run_ws')
