@@ -69,6 +69,16 @@ def rss_mb(pid: Optional[int]) -> float:
     return math.nan
 
 
+def cpu_seconds(pid: Optional[int]) -> float:
+    """User + system CPU seconds used so far by `pid` (all its threads); nan if unreadable."""
+    try:
+        with open(f'/proc/{pid}/stat', encoding='ascii') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except (OSError, TypeError):
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def kill_process(proc: Optional[subprocess.Popen], grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; never raises."""
     if proc is None or proc.poll() is not None:
@@ -202,7 +212,7 @@ class Section:
 
 
 # -- rendering --------------------------------------------------------------------------------
-_DECIMALS = {'ms': 2, 's': 3, 'MB': 1, 'req/s': 0, 'docs/s': 0}
+_DECIMALS = {'ms': 2, 's': 3, 'MB': 1, 'req/s': 0, 'docs/s': 0, 'µs': 0}
 
 
 def fmt(value: float, unit: str) -> str:

@@ -113,10 +113,11 @@ def _channel(address: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(address)
 
 
-async def latency(address: str, payload: bytes, count: int, warmup: int) -> list[float]:
-    """Seconds per sequential unary echo of `payload`, after `warmup` calls."""
+async def latency(address: str, payload: bytes, count: int, warmup: int, path: str = UNARY) -> list[float]:
+    """Seconds per sequential unary call of `path` with `payload` (bytes in, bytes out), after
+    `warmup` calls; by default the floor's echo."""
     async with _channel(address) as channel:
-        call = channel.unary_unary(UNARY)
+        call = channel.unary_unary(path)
         for _ in range(warmup):
             await call(payload)
         times = []

@@ -12,15 +12,16 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 GRPCURL = str(Path(sys.executable).parent / 'grpcurl')
 
 
-def grpcurl(address: str, method: str, data: Optional[dict] = None, timeout: float = 15) -> subprocess.CompletedProcess:
+def grpcurl(address: str, method: str, data: dict | None = None, timeout: float = 15) -> subprocess.CompletedProcess:
     """`grpcurl -plaintext [-d DATA] ADDRESS METHOD`, as the seeds run it."""
     args = [GRPCURL, '-plaintext']
     if data is not None:
@@ -29,14 +30,14 @@ def grpcurl(address: str, method: str, data: Optional[dict] = None, timeout: flo
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def grpcurl_json(address: str, method: str, data: Optional[dict] = None) -> Any:
+def grpcurl_json(address: str, method: str, data: dict | None = None) -> Any:
     """grpcurl's JSON answer; fails the test with grpcurl's error when the call failed."""
     done = grpcurl(address, method, data)
     assert done.returncode == 0, f'grpcurl {method} on {address} failed: {done.stderr}'
     return json.loads(done.stdout)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> Optional[float]:
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> float | None:
     """Poll `predicate` until true; the seconds it took, or None if `timeout` passed first."""
     start = time.monotonic()
     while True:
@@ -100,11 +101,11 @@ class Script:
     """A script running in the background whose output lines are collected as they come."""
 
     def __init__(self, code: str, **env: str):
-        self._file = tempfile.NamedTemporaryFile('w', suffix='.py', delete=False)
-        self._file.write(textwrap.dedent(code))
-        self._file.close()
+        with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as f:
+            f.write(textwrap.dedent(code))
+        self._path = f.name
         self.lines: list[str] = []
-        self.proc = subprocess.Popen([sys.executable, self._file.name], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, self._path], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=script_env(**env))
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -144,4 +145,4 @@ class Script:
         self._reader.join(timeout=2)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-        os.unlink(self._file.name)
+        os.unlink(self._path)

@@ -8,9 +8,9 @@ import json
 import threading
 
 import pytest
-
 from executors import FailInit, ShardAppend, SlowInit, Stamp, Trace
 from flow_helpers import Script, alive, children_of, kill9, wait_until
+
 from plait import Document, DocumentArray, Flow
 from plait.errors import BadConfig, RuntimeFailedToStart
 from plait.serve.gateway.config import START
@@ -120,9 +120,8 @@ def test_when_sends_only_matching_documents_to_a_deployment() -> None:
 
 def test_executor_failing_in_init_aborts_start_and_names_it() -> None:
     f = Flow(quiet=True).add(uses=Trace).add(uses=FailInit).add(uses=Trace)
-    with pytest.raises(RuntimeFailedToStart) as failure:
-        with f:
-            pytest.fail('the Flow must not start')
+    with pytest.raises(RuntimeFailedToStart) as failure, f:
+        pytest.fail('the Flow must not start')
     message = str(failure.value)
     assert 'executor1' in message and 'marker-7d1e' in message  # who failed, and its log tail
     assert labels_of(f) and not any(alive(pid) for pid in pids_of(f))
@@ -130,20 +129,18 @@ def test_executor_failing_in_init_aborts_start_and_names_it() -> None:
 
 def test_timeout_ready_bounds_the_start() -> None:
     f = Flow(quiet=True, timeout_ready=1500).add(uses=SlowInit)
-    with pytest.raises(RuntimeFailedToStart, match='timeout_ready') as failure:
-        with f:
-            pytest.fail('the Flow must not start')
+    with pytest.raises(RuntimeFailedToStart, match='timeout_ready') as failure, f:
+        pytest.fail('the Flow must not start')
     assert 'executor0' in str(failure.value)
     assert not any(alive(pid) for pid in pids_of(f))
 
 
 def test_exception_in_the_block_stops_everything() -> None:
     f = Flow(quiet=True).add(uses=Trace).add()
-    with pytest.raises(ZeroDivisionError):
-        with f:
-            pids = pids_of(f)
-            assert len(pids) == 3 and all(alive(p) for p in pids)
-            1 / 0
+    with pytest.raises(ZeroDivisionError), f:
+        pids = pids_of(f)
+        assert len(pids) == 3 and all(alive(p) for p in pids)
+        raise ZeroDivisionError('inside the block')
     assert not any(alive(p) for p in pids)
     assert f.is_flow_ready() is False and f.dry_run() is False
 
@@ -180,12 +177,12 @@ def test_block_returns_on_sigterm_and_the_flow_stops() -> None:
 def test_two_flows_in_one_process_at_once() -> None:
     one = Flow(quiet=True).add(name='one', uses=Trace)
     two = Flow(quiet=True).add(name='two', uses=Trace)
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def start_one() -> None:
         try:
             one.start()
-        except BaseException as e:  # reported below
+        except Exception as e:  # noqa: BLE001  (reported by the test)
             errors.append(e)
 
     starter = threading.Thread(target=start_one)

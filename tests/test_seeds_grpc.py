@@ -10,8 +10,8 @@ import signal
 import time
 
 import pytest
-
 from flow_helpers import Script, alive, grpcurl, grpcurl_json, kill9, run_script, wait_until
+
 from plait import Client, Deployment
 
 GATEWAY = '127.0.0.1:12345'
@@ -146,8 +146,7 @@ def test_seed_snippet_prints_true_then_false(name: str) -> None:
 
 
 def test_seed_client_is_deployment_ready(port: int) -> None:
-    with Deployment(port=port, quiet=True):
-        with Client(port=port) as client:
-            assert client.is_deployment_ready() is True
+    with Deployment(port=port, quiet=True), Client(port=port) as client:
+        assert client.is_deployment_ready() is True
     with Client(port=port) as client:
         assert client.is_deployment_ready() is False

@@ -49,6 +49,13 @@ class AsyncClient:
                    return_type: Optional[type] = None, **kwargs: Any) -> AsyncIterator[Any]:
         requests = list(build_requests(on, inputs, request_size, parameters, target_executor))
         callbacks = Callbacks(on_done, on_error, on_always, continue_on_error)
+        async for item in self._post_requests(requests, callbacks, return_responses, timeout, prefetch,
+                                              results_in_order, return_type):
+            yield item
+
+    async def _post_requests(self, requests: list[Any], callbacks: Callbacks, return_responses: bool,
+                             timeout: Optional[float], prefetch: Optional[int], results_in_order: bool,
+                             return_type: Optional[type]) -> AsyncIterator[Any]:
         window = self.prefetch if prefetch is None else prefetch
         async for proto in self._transport.send(requests, window, timeout, results_in_order):
             response = DataRequest(proto, return_type)
@@ -78,6 +85,11 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+
+async def _await_all(awaitables: list[Any]) -> None:
+    for awaitable in awaitables:
+        await awaitable
 
 
 class _LoopThread:
@@ -130,21 +142,42 @@ class Client:
                 self._runner = _LoopThread()
         return self._runner.run(coro)
 
-    def post(self, on: str = '/', inputs: Any = None, request_size: int = 100, **kwargs: Any) -> Any:
-        async def collect() -> Any:
-            items = [item async for item in self._async.post(on, inputs, request_size, **kwargs)]
-            if kwargs.get('return_responses'):
-                return items
-            if not items:
-                from plait.documents import DocumentArray
+    def post(self, on: str = '/', inputs: Any = None, request_size: int = 100,
+             parameters: Optional[dict] = None, target_executor: Optional[str] = None,
+             return_responses: bool = False, on_done: Optional[Callable] = None,
+             on_error: Optional[Callable] = None, on_always: Optional[Callable] = None,
+             timeout: Optional[float] = None, prefetch: Optional[int] = None,
+             results_in_order: bool = True, continue_on_error: bool = False,
+             return_type: Optional[type] = None, **kwargs: Any) -> Any:
+        """Send `inputs` in requests of `request_size` documents to endpoint `on`; returns the
+        documents of all responses (or the responses, with return_responses=True)."""
+        requests = list(build_requests(on, inputs, request_size, parameters, target_executor))
+        callbacks = Callbacks(on_done, on_error, on_always, continue_on_error)
+        blocking = getattr(self._async._transport, 'send_one_blocking', None)
+        if len(requests) == 1 and blocking is not None:
+            # one request: a blocking call from this thread, no hop through the loop thread
+            response = DataRequest(blocking(requests[0], timeout), return_type)
+            pending: list[Any] = []
+            ok = callbacks.handle(response, pending)
+            if pending:
+                self._run(_await_all(pending))
+            items = [response if return_responses else response.docs] if ok or return_responses else []
+        else:
+            async def collect() -> list[Any]:
+                return [item async for item in self._async._post_requests(
+                    requests, callbacks, return_responses, timeout, prefetch, results_in_order, return_type)]
 
-                return (kwargs.get('return_type') or DocumentArray)()
-            docs = items[0]
-            for more in items[1:]:
-                docs.extend(more)
-            return docs
+            items = self._run(collect())
+        if return_responses:
+            return items
+        if not items:
+            from plait.documents import DocumentArray
 
-        return self._run(collect())
+            return (return_type or DocumentArray)()
+        docs = items[0]
+        for more in items[1:]:
+            docs.extend(more)
+        return docs
 
     def is_flow_ready(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
         return self._run(self._async.is_flow_ready(timeout))
@@ -162,6 +195,9 @@ class Client:
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.stop(self._async.close())
+        close_blocking = getattr(self._async._transport, 'close_blocking', None)
+        if close_blocking is not None:
+            close_blocking()
 
     def __enter__(self) -> 'Client':
         return self
@@ -170,7 +206,7 @@ class Client:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, '_runner', None) is not None:
+        if getattr(self, '_async', None) is not None:
             self.close()
 
 

@@ -80,11 +80,6 @@ def error_from_status(status: jina_common_pb2.StatusProto) -> ExecutorError:
                          executor=exc.executor)
 
 
-async def _maybe_await(value: Any) -> None:
-    if inspect.isawaitable(value):
-        await value
-
-
 class Callbacks:
     """on_done / on_error / on_always applied to each response; an error without on_error
     raises ExecutorError unless continue_on_error."""
@@ -94,19 +89,34 @@ class Callbacks:
         self.on_done, self.on_error, self.on_always = on_done, on_error, on_always
         self.continue_on_error = continue_on_error
 
-    async def apply(self, response: DataRequest) -> bool:
-        """True when the response succeeded."""
+    def handle(self, response: DataRequest, pending: list[Any]) -> bool:
+        """Call the callbacks; True when the response succeeded. Awaitables that async
+        callbacks return are appended to `pending` for the caller to await."""
         failed = response.status.code == jina_common_pb2.StatusProto.ERROR
+
+        def call(callback: Callable) -> None:
+            result = callback(response)
+            if inspect.isawaitable(result):
+                pending.append(result)
+
         try:
             if failed and self.on_error is not None:
-                await _maybe_await(self.on_error(response))
+                call(self.on_error)
             elif failed and not self.continue_on_error:
                 raise error_from_status(response.status)
             elif not failed and self.on_done is not None:
-                await _maybe_await(self.on_done(response))
+                call(self.on_done)
         finally:
             if self.on_always is not None:
-                await _maybe_await(self.on_always(response))
+                call(self.on_always)
         return not failed
+
+    async def apply(self, response: DataRequest) -> bool:
+        pending: list[Any] = []
+        try:
+            return self.handle(response, pending)
+        finally:
+            for awaitable in pending:
+                await awaitable
 
 

@@ -4,6 +4,7 @@ stream (bounded by prefetch) for many; health, readiness and dry_run probes."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, AsyncIterator, Optional
 
 import grpc
@@ -25,7 +26,7 @@ def compression_of(name: Optional[str]) -> Optional[grpc.Compression]:
     return _COMPRESSION[key]
 
 
-def translate_rpc_error(e: grpc.aio.AioRpcError, where: str) -> Exception:
+def translate_rpc_error(e: grpc.RpcError, where: str) -> Exception:
     code = e.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return InternalNetworkError(f'cannot reach {where}: {e.details()}', addresses=[where])
@@ -47,6 +48,30 @@ class GrpcTransport:
         self._compression = compression_of(compression)
         self._channel: Optional[grpc.aio.Channel] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._sync_channel: Optional[grpc.Channel] = None
+        self._sync_call: Any = None
+        self._sync_lock = threading.Lock()
+
+    def send_one_blocking(self, request: jina_data_pb2.DataRequestProto,
+                          timeout: Optional[float]) -> jina_data_pb2.DataRequestProto:
+        """One unary call on a blocking channel (the fast path of the blocking Client)."""
+        with self._sync_lock:
+            if self._sync_channel is None:
+                if self._tls:
+                    creds = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
+                    self._sync_channel = grpc.secure_channel(self.target, creds, options=grpc_options(),
+                                                             compression=self._compression)
+                else:
+                    self._sync_channel = grpc.insecure_channel(self.target, options=grpc_options(),
+                                                               compression=self._compression)
+                self._sync_call = self._sync_channel.unary_unary(
+                    '/jina.JinaSingleDataRequestRPC/process_single_data',
+                    request_serializer=jina_data_pb2.DataRequestProto.SerializeToString,
+                    response_deserializer=jina_data_pb2.DataRequestProto.FromString)
+        try:
+            return self._sync_call(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise translate_rpc_error(e, self.where) from None
 
     def _ensure_channel(self) -> grpc.aio.Channel:
         loop = asyncio.get_running_loop()
@@ -65,6 +90,13 @@ class GrpcTransport:
         if self._channel is not None and self._loop is asyncio.get_running_loop():
             await self._channel.close()
         self._channel = None
+        self.close_blocking()
+
+    def close_blocking(self) -> None:
+        with self._sync_lock:
+            if self._sync_channel is not None:
+                self._sync_channel.close()
+                self._sync_channel = None
 
     async def send(self, requests: list[jina_data_pb2.DataRequestProto], prefetch: int,
                    timeout: Optional[float], results_in_order: bool) -> AsyncIterator[jina_data_pb2.DataRequestProto]:

@@ -42,7 +42,7 @@ def normalize_polling(polling: Union[str, dict, None]) -> dict[str, str]:
     return result
 
 
-def _checked_when(name: str, when: Optional[dict]) -> Optional[dict]:
+def _checked_when(name: str, when: dict | None) -> dict | None:
     """Reject a malformed `when=` condition here, not later inside the gateway process."""
     if when is not None:
         from plait.serve.gateway.filtering import compile_condition

@@ -49,7 +49,7 @@ class ProcessGroup:
             with _progress(what, len(self.processes), show_progress) as advance:
                 wait_all_ready(self.processes, timeout, on_ready=lambda p: advance())
         except BaseException:
-            self.stop()
+            self.stop(grace=min(self.grace, 1.0))  # nothing was served yet: no drain to wait for
             raise
         self._supervisor = Supervisor(self.processes, self.restart, self._lock, lambda: self.running,
                                       get_logger(what))

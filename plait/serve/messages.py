@@ -44,14 +44,20 @@ def exception_status(ex: BaseException, executor: str = '', description: Optiona
 
 def decode_docs(content: Any, doc_list_type: type) -> Any:
     """Documents of a DataContentProto as `doc_list_type` (a concrete DocList class)."""
+    from plait.documents import doc_list_from_protobuf
+    from plait.proto._docarray import docarray_pb2
+
     which = content.WhichOneof('documents')
     if which == 'docs_bytes':
-        return doc_list_type.from_bytes(content.docs_bytes, protocol='protobuf-array', compress=None)
+        return doc_list_from_protobuf(doc_list_type, docarray_pb2.DocListProto.FromString(content.docs_bytes))
     if which == 'docs':
-        return doc_list_type.from_protobuf(content.docs)
+        return doc_list_from_protobuf(doc_list_type, content.docs)
     return doc_list_type()
 
 
 def encode_docs(docs: Any, content: Any) -> None:
-    """Write `docs` (a DocList) into a DataContentProto."""
-    content.docs.CopyFrom(docs.to_protobuf())
+    """Write `docs` (a DocList or list of documents) into a DataContentProto."""
+    from plait.documents import doc_list_to_protobuf
+
+    content.docs.SetInParent()
+    doc_list_to_protobuf(docs, content.docs)

@@ -7,6 +7,7 @@ Both exporters render one shared description of the Flow (`topology.py`): servic
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional
 
@@ -61,6 +62,15 @@ def cli_main(argv: Optional[list[str]] = None) -> int:
         return 1
     for path in written:
         print(path)
+    from plait.orchestrate.export.sources import collect_sources
+
+    for name, where in sorted(collect_sources(flow)[1].items()):
+        print(f'note: module {name!r} is installed here ({where}), not copied: list its package in '
+              'plait-app/requirements.txt so the image installs it', file=sys.stderr)
+    if args.kind == 'kubernetes':
+        print(f'next: build the image and apply the manifests, see {os.path.join(args.outdir, "README.md")}')
+    else:
+        print(f'next: docker compose -f {args.file} up --build')
     return 0
 
 

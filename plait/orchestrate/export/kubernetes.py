@@ -17,8 +17,10 @@ from plait.orchestrate.export.sources import APP_DIR
 from plait.orchestrate.export.topology import (PRESTOP_SECONDS, Health, Service, Topology, build_topology,
                                               dns_label)
 
-EXECUTOR_RESOURCES = {'requests': {'cpu': '250m', 'memory': '512Mi'}}
-GATEWAY_RESOURCES = {'requests': {'cpu': '250m', 'memory': '256Mi'}}
+# Requests only (no limits, which would throttle or OOM-kill): an idle plait process holds ~70 MB;
+# raise the executors' memory to what your models need.
+EXECUTOR_RESOURCES = {'requests': {'cpu': '250m', 'memory': '256Mi'}}
+GATEWAY_RESOURCES = {'requests': {'cpu': '250m', 'memory': '128Mi'}}
 STARTUP_PERIOD = 2  # seconds between startup probes
 # Inert without a service mesh; with linkerd, spreads the gateway's gRPC calls over all the
 # replicas behind a Service (plain kube-proxy balances connections, not requests).
@@ -40,8 +42,10 @@ def _metadata(name: str, namespace: Optional[str], labels: dict[str, str]) -> di
 
 
 def _check(health: Health, target: str) -> dict[str, Any]:
-    """The action of one probe: gRPC health, HTTP GET, or (gRPC over TLS) `plait ping`."""
-    if health.scheme == 'grpc' and health.tls:  # kubelet's gRPC probe speaks plaintext only
+    """The action of one probe: gRPC health, HTTP GET, or `plait ping` for gRPC over TLS (kubelet's
+    gRPC probe speaks plaintext only; the ping verifies the certificate with --tls-ca, so a
+    certificate not valid for 127.0.0.1 needs these probes edited)."""
+    if health.scheme == 'grpc' and health.tls:
         command = health.ping_command()
         if target != health.ready:
             command[2] = 'gateway'
@@ -53,13 +57,13 @@ def _check(health: Health, target: str) -> dict[str, Any]:
 
 def _probes(service: Service) -> dict[str, Any]:
     health = service.health
+    live, ready = _check(health, health.live), _check(health, health.ready)
+    quick = 5 if 'exec' in live else 3  # `plait ping` needs a moment to start
     return {
-        'startupProbe': {**_check(health, health.live), 'periodSeconds': STARTUP_PERIOD, 'timeoutSeconds': 3,
+        'startupProbe': {**live, 'periodSeconds': STARTUP_PERIOD, 'timeoutSeconds': quick,
                          'failureThreshold': max(1, math.ceil(service.startup_seconds / STARTUP_PERIOD))},
-        'readinessProbe': {**_check(health, health.ready), 'periodSeconds': 5, 'timeoutSeconds': 3,
-                           'failureThreshold': 2},
-        'livenessProbe': {**_check(health, health.live), 'periodSeconds': 10, 'timeoutSeconds': 5,
-                          'failureThreshold': 3},
+        'readinessProbe': {**ready, 'periodSeconds': 5, 'timeoutSeconds': quick, 'failureThreshold': 2},
+        'livenessProbe': {**live, 'periodSeconds': 10, 'timeoutSeconds': 5, 'failureThreshold': 3},
     }
 
 
@@ -156,6 +160,9 @@ Written by `plait export kubernetes`.
    service, SERVING once every executor replica is), then reach it, e.g.:
 
        kubectl {ns_flag}port-forward svc/gateway {port}:{port}
+
+Resource requests are a baseline (an idle plait process holds about 70 MB): raise the
+executors' `resources.requests.memory` to what your models need.
 
 Each executor shard is a Deployment with `replicas` pods behind one Service. Kubernetes
 Services balance connections, not gRPC requests: install a service mesh such as linkerd (the

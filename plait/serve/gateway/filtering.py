@@ -11,7 +11,8 @@ straight from the protobuf documents, so only deployments with a `when` look ins
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from plait.proto._docarray import docarray_pb2
 from plait.serve.gateway.merge import DataContentProto, doc_list_of

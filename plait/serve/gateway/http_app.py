@@ -13,6 +13,8 @@ import logging
 from importlib import metadata
 from typing import Any, Optional
 
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from plait.serve.gateway.config import GatewayConfig
@@ -33,8 +35,6 @@ def _version() -> str:
 
 
 def _add_probe_routes(app: Any, core: GatewayCore, no_debug: bool) -> None:
-    from fastapi.responses import JSONResponse
-
     async def health() -> JSONResponse:
         return JSONResponse({})
 
@@ -63,8 +63,6 @@ def _add_probe_routes(app: Any, core: GatewayCore, no_debug: bool) -> None:
 
 def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
               logger: Optional[logging.Logger] = None) -> Any:
-    from fastapi import FastAPI
-
     from plait.serve.gateway.http_limits import BodyLimitMiddleware
     from plait.serve.gateway.http_metrics import HttpMetrics, add_metrics_route
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 
@@ -52,8 +53,6 @@ class HttpMetrics:
 
 
 def add_metrics_route(app: Any, registry: CollectorRegistry) -> None:
-    from fastapi import Response
-
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

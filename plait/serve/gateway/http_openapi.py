@@ -12,6 +12,7 @@ import json
 from typing import Any, Optional
 
 from fastapi import Request
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from plait.serve.gateway.http_routes import DataRoute
 from plait.serve.gateway.http_schema import input_schema, output_schema
@@ -148,7 +149,6 @@ def add_docs_routes(app: Any, openapi: Any, title: str) -> None:
     """`/openapi.json` (from the async `openapi()`), Swagger UI at `/docs` and its assets."""
     import swagger_ui_bundle
     from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import HTMLResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
 
     app.mount(STATIC, StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)), name='swagger-ui')

@@ -26,7 +26,9 @@ import json
 import logging
 from typing import Any, Optional
 
+from fastapi import WebSocket
 from google.protobuf.message import DecodeError
+from starlette.websockets import WebSocketDisconnect
 
 from plait.errors import BadRequest
 from plait.proto.plait_raw_pb2 import RawDataRequest
@@ -94,10 +96,8 @@ class WebSocketGateway:
             return 'text', _dumps(error_json(status_error(str(body), name='BadRequest')))
         return 'text', _dumps((await self.json.handle(body))[1])
 
-    async def stream(self, websocket: Any) -> None:
+    async def stream(self, websocket: WebSocket) -> None:
         """Serve one connection on `/` until end-of-input or until the client goes away."""
-        from starlette.websockets import WebSocketDisconnect
-
         await websocket.accept(subprotocol=_subprotocol(websocket))
         window = asyncio.Semaphore(self.prefetch) if self.prefetch > 0 else None
         pending: asyncio.Queue = asyncio.Queue()
@@ -151,7 +151,7 @@ class WebSocketGateway:
                 if not task.done():
                     task.cancel()
 
-    async def dry_run(self, websocket: Any) -> None:
+    async def dry_run(self, websocket: WebSocket) -> None:
         subprotocol = _subprotocol(websocket)
         await websocket.accept(subprotocol=subprotocol)
         status = await self.core.dry_run()

@@ -1,0 +1,103 @@
+"""The WebSocket transport: one connection to `ws(s)://host:port/` per `send`, subprotocol
+`bytes`, each request a serialized DataRequestProto and `b'\\x00'` after the last one (the
+format of Jina's own client, see plait.serve.gateway.websocket); responses are matched to
+requests by request_id. Probes go over plain HTTP(S) on the same port (`/readyz`, `/`,
+`/dry_run`, `/status`), which WebSocket gateways also serve."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Optional
+
+from plait.clients.http import HttpTransport, Verify, ssl_context
+from plait.errors import InternalNetworkError, RequestTimeout
+from plait.proto import jina_data_pb2
+
+DataRequestProto = jina_data_pb2.DataRequestProto
+END_OF_INPUT = bytes(True)  # b'\x00'
+CONNECT_TIMEOUT = 10.0
+
+
+class WebSocketTransport:
+    def __init__(self, host: str, port: int, tls: bool = False, verify: Verify = True):
+        self.url = f'{"wss" if tls else "ws"}://{host}:{port}/'
+        self._tls = tls
+        self._verify = verify
+        self._http = HttpTransport(host, port, tls, verify)
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    def _lost(self, detail: str) -> InternalNetworkError:
+        return InternalNetworkError(f'lost the websocket connection to {self.url}: {detail}', addresses=[self.url])
+
+    async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: Optional[float],
+                   results_in_order: bool) -> AsyncIterator[DataRequestProto]:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+        ssl = ssl_context(self._verify) if self._tls else None
+        try:
+            connection = await asyncio.wait_for(
+                connect(self.url, subprotocols=['bytes'], ssl=ssl, max_size=None, proxy=None,
+                        open_timeout=None), timeout or CONNECT_TIMEOUT)
+        except (OSError, InvalidHandshake, InvalidURI, asyncio.TimeoutError) as e:
+            raise InternalNetworkError(f'cannot open a websocket to {self.url}: {e or type(e).__name__}',
+                                       addresses=[self.url]) from None
+        window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
+        order = {r.header.request_id: i for i, r in enumerate(requests)}
+
+        async def produce() -> None:
+            try:
+                for request in requests:
+                    if window is not None:
+                        await window.acquire()
+                    await connection.send(request.SerializeToString())
+                await connection.send(END_OF_INPUT)
+            except ConnectionClosed:
+                pass  # the receiving side reports it
+
+        producer = asyncio.ensure_future(produce())
+        deadline = asyncio.get_running_loop().time() + timeout if timeout else None
+        held: dict[int, DataRequestProto] = {}
+        next_index = 0
+        received = 0
+        try:
+            while received < len(requests):
+                left = None if deadline is None else max(deadline - asyncio.get_running_loop().time(), 0)
+                try:
+                    message = await asyncio.wait_for(connection.recv(), left)
+                except asyncio.TimeoutError:
+                    raise RequestTimeout(f'{self.url} did not answer {len(requests)} request(s) '
+                                         f'within {timeout} s') from None
+                except ConnectionClosed as e:
+                    reason = f'code {e.rcvd.code} {e.rcvd.reason!r}' if e.rcvd else 'no close frame'
+                    raise self._lost(f'closed ({reason}) after {received} of {len(requests)} responses') from None
+                if isinstance(message, str):
+                    raise self._lost('the server sent text; expected DataRequestProto bytes')
+                response = DataRequestProto.FromString(message)
+                received += 1
+                if window is not None:
+                    window.release()
+                if not results_in_order:
+                    yield response
+                    continue
+                held[order.get(response.header.request_id, next_index)] = response
+                while next_index in held:
+                    yield held.pop(next_index)
+                    next_index += 1
+            for index in sorted(held):
+                yield held[index]
+        finally:
+            if not producer.done():
+                producer.cancel()
+            await connection.close()
+
+    async def is_ready(self, kind: str, timeout: float) -> bool:
+        return await self._http.is_ready(kind, timeout)
+
+    async def dry_run(self, timeout: float) -> bool:
+        return await self._http.dry_run(timeout)
+
+    async def status_info(self, timeout: float) -> dict[str, Any]:
+        return await self._http.status_info(timeout)
