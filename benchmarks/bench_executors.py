@@ -7,5 +7,5 @@ from plait import Executor, requests
 
 class NoOp(Executor):
     @requests
-    def foo(self, docs, **kwargs):  # noqa: ANN001, ANN003, ANN201 - the form users write
+    def foo(self, docs, **kwargs):
         pass

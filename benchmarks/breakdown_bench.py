@@ -6,18 +6,21 @@ codec. CPU time is less disturbed by a busy machine than wall time."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import timeit
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import floor
-from common import LOCAL, Section, Settings, cpu_seconds, guarded, median, section_main
+from common import LOCAL, Section, Settings, cpu_seconds, guarded, import_table, median, section_main
 from load import client_latency, make_docs, request_bytes
 
 SINGLE = '/jina.JinaSingleDataRequestRPC/process_single_data'
 
 
-def _server_cpu_ms(pids: dict[str, int], address: str, path: str, payload: bytes, count: int) -> dict[str, float]:
+def _server_cpu_ms(pids: dict[str, int], address: str, path: str, payload: bytes,
+                   count: int) -> dict[str, float]:
     """CPU ms per request of each process in `pids` while `count` raw unary calls go to `address`."""
     before = {label: cpu_seconds(pid) for label, pid in pids.items()}
     asyncio.run(floor.latency(address, payload, count, 0, path))
@@ -42,16 +45,17 @@ async def _async_client_posts(port: int, count: int) -> None:
 
 
 def _cpu(section: Section, settings: Settings, fl: floor.FloorServer) -> None:
-    from plait import Deployment, Flow
-
     from bench_executors import NoOp
+
+    from plait import Deployment, Flow
 
     count = 300 if settings.quick else 1500
     payload = request_bytes(make_docs(1))[0]
     with Deployment(uses=NoOp, quiet=True) as dep, Flow(quiet=True).add(uses=NoOp) as flow:
         dep_address, flow_address = f'{LOCAL}:{dep.port}', f'{LOCAL}:{flow.port}'
         worker = dep._group.processes[0].pid
-        flow_pids = {'gateway': flow.process_of('gateway').pid, 'executor': flow.process_of('executor0/rep-0').pid}
+        flow_pids = {'gateway': flow.process_of('gateway').pid,
+                     'executor': flow.process_of('executor0/rep-0').pid}
         for address, path in ((fl.address, floor.UNARY), (dep_address, SINGLE), (flow_address, SINGLE)):
             asyncio.run(floor.latency(address, payload, 0, 50, path))  # warm
         client_latency(dep.port, 'grpc', 0, 50)
@@ -65,13 +69,15 @@ def _cpu(section: Section, settings: Settings, fl: floor.FloorServer) -> None:
         }
         for _ in range(settings.reps):
             floor_server = _server_cpu_ms({'floor': fl.pid}, fl.address, floor.UNARY, payload, count)['floor']
-            rows['executor'].plait.append(_server_cpu_ms({'w': worker}, dep_address, SINGLE, payload, count)['w'])
+            direct = _server_cpu_ms({'executor': worker}, dep_address, SINGLE, payload, count)
+            rows['executor'].plait.append(direct['executor'])
             in_flow = _server_cpu_ms(flow_pids, flow_address, SINGLE, payload, count)
             rows['flow_executor'].plait.append(in_flow['executor'])
             rows['gateway'].plait.append(in_flow['gateway'])
             raw_client = _client_cpu_ms(
                 lambda: asyncio.run(floor.latency(dep_address, payload, count, 0, SINGLE)), count)
-            rows['client'].plait.append(_client_cpu_ms(lambda: client_latency(dep.port, 'grpc', count, 0), count))
+            rows['client'].plait.append(
+                _client_cpu_ms(lambda: client_latency(dep.port, 'grpc', count, 0), count))
             rows['async_client'].plait.append(
                 _client_cpu_ms(lambda: asyncio.run(_async_client_posts(dep.port, count)), count))
             for key in ('executor', 'flow_executor', 'gateway'):
@@ -80,44 +86,65 @@ def _cpu(section: Section, settings: Settings, fl: floor.FloorServer) -> None:
                 rows[key].floor.append(raw_client)
 
 
-def _codec(section: Section, settings: Settings) -> None:
+def _codec_steps(docs: Any) -> list[tuple[str, Callable[[], Any]]]:
+    """Each step of the document path for one request carrying `docs`, as a callable."""
     from plait.documents import DocumentArray
     from plait.proto import jina_data_pb2
     from plait.request import DataRequest
     from plait.serve.messages import decode_docs, encode_docs
 
     parse = jina_data_pb2.DataRequestProto.FromString
+    body = request_bytes(docs)[0]
+    decoded = decode_docs(parse(body).data, DocumentArray)
+
+    def encode() -> bytes:
+        response = jina_data_pb2.DataRequestProto()
+        encode_docs(decoded, response.data)
+        return response.SerializeToString()
+
+    return [
+        ('client: build + serialize the request', lambda: request_bytes(docs)),
+        ('executor: parse + decode the documents', lambda: decode_docs(parse(body).data, DocumentArray)),
+        ('executor: encode + serialize the response', encode),
+        ('client: parse + decode the response', lambda: DataRequest(parse(body)).docs),
+    ]
+
+
+def _codec(section: Section, settings: Settings) -> None:
     for size in (1, 100):
-        docs = make_docs(size)
-        body = request_bytes(docs)[0]
-        decoded = decode_docs(parse(body).data, DocumentArray)
-
-        def encode() -> bytes:
-            response = jina_data_pb2.DataRequestProto()
-            encode_docs(decoded, response.data)
-            return response.SerializeToString()
-
-        steps = [
-            ('client: build + serialize the request', lambda: request_bytes(docs)),
-            ('executor: parse + decode the documents', lambda: decode_docs(parse(body).data, DocumentArray)),
-            ('executor: encode + serialize the response', encode),
-            ('client: parse + decode the response', lambda: DataRequest(parse(body)).docs),
-        ]
         number = (200 if settings.quick else 1000) if size == 1 else (10 if settings.quick else 40)
-        for name, fn in steps:
+        for name, fn in _codec_steps(make_docs(size)):
             row = section.row(f'{name} ({size} doc{"s" if size > 1 else ""})', 'µs')
             for _ in range(settings.reps):
                 row.plait.append(median([timeit.timeit(fn, number=number) / number * 1e6 for _ in range(3)]))
 
 
+# What each serving process imports before it can say ready (as `python -c` lines).
+PROCESS_IMPORTS = {
+    'executor': 'import plait.serve.worker; from plait.uses import load_class_reference; '
+                'load_class_reference("bench_executors:NoOp")().endpoint_specs',
+    'gateway': 'import plait.serve.gateway.runtime, plait.serve.gateway.grpc_gateway',
+}
+
+
+def _imports(section: Section) -> None:
+    for process, code in PROCESS_IMPORTS.items():
+        table, total = import_table(f'Slowest imports of the {process} process (`python -c \'{code}\'`)',
+                                    [sys.executable, '-c', code], top=10)
+        section.tables.append(table)
+        section.row(f'{process} process: top-level import time (one run)', 'ms').plait.append(total)
+
+
 def run(settings: Settings) -> Section:
     section = Section('breakdown', 'E. Where the time of a request goes', notes=[
-        'Server rows: the serialized 1-doc request is sent by a bare grpc.aio client as raw bytes to '
+        ('Server rows: the serialized 1-doc request is sent by a bare grpc.aio client as raw bytes to '
         '`process_single_data`, sequentially; CPU time (utime+stime from /proc) of each server process is '
-        'divided by the number of requests. Floor: the same for the raw echo server.',
-        'Client rows: CPU time of the client process per 1-doc request (building, sending, decoding), '
-        'against a bare grpc.aio client sending the prebuilt bytes to the same executor.',
+        'divided by the number of requests. Floor: the same for the raw echo server.'),
+        ('Client rows: CPU time of the client process per 1-doc request (building, sending, decoding), '
+        'against a bare grpc.aio client sending the prebuilt bytes to the same executor.'),
         'Codec rows: in-process wall time of each step of the document path, no network.',
+        ('Import rows and tables: `python -X importtime` of what each serving process imports before it is '
+        'ready; on 2 cores, N processes starting together pay this N times over.'),
     ])
 
     def cpu() -> None:
@@ -128,6 +155,7 @@ def run(settings: Settings) -> Section:
 
     guarded(section, 'CPU per request', cpu)
     guarded(section, 'codec costs', lambda: _codec(section, settings))
+    guarded(section, 'import times', lambda: _imports(section))
     return section
 
 

@@ -10,14 +10,16 @@ import json
 import math
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -55,7 +57,7 @@ def ms(seconds: Sequence[float]) -> list[float]:
 
 
 # -- processes --------------------------------------------------------------------------------
-def rss_mb(pid: Optional[int]) -> float:
+def rss_mb(pid: int | None) -> float:
     """Resident set size of `pid` in MB (VmRSS of /proc/<pid>/status); nan if unreadable."""
     if pid is None:
         return math.nan
@@ -69,7 +71,7 @@ def rss_mb(pid: Optional[int]) -> float:
     return math.nan
 
 
-def cpu_seconds(pid: Optional[int]) -> float:
+def cpu_seconds(pid: int | None) -> float:
     """User + system CPU seconds used so far by `pid` (all its threads); nan if unreadable."""
     try:
         with open(f'/proc/{pid}/stat', encoding='ascii') as f:
@@ -79,7 +81,7 @@ def cpu_seconds(pid: Optional[int]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def kill_process(proc: Optional[subprocess.Popen], grace: float = 5.0) -> None:
+def kill_process(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; never raises."""
     if proc is None or proc.poll() is not None:
         return
@@ -134,6 +136,38 @@ def machine_info() -> dict[str, str]:
     }
 
 
+_IMPORT_LINE = re.compile(r'^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)')
+
+
+def import_times(command: list[str]) -> tuple[list[tuple[float, float, int, str]], float]:
+    """Run `command` (a python command line) under `-X importtime`: each import as
+    (cumulative ms, self ms, nesting depth, module), slowest first, and the total ms of
+    top-level imports."""
+    assert Path(command[0]).name.startswith('python'), command
+    proc = subprocess.run([command[0], '-X', 'importtime', *command[1:]], capture_output=True, text=True,
+                          timeout=60, env=python_env(), check=False)
+    entries = []
+    total = 0.0
+    for line in proc.stderr.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match:
+            self_ms, cumulative_ms = int(match[1]) / 1000, int(match[2]) / 1000
+            depth = max(0, (len(match[3]) - 1) // 2)
+            total += cumulative_ms if depth == 0 else 0
+            entries.append((cumulative_ms, self_ms, depth, match[4]))
+    entries.sort(reverse=True)
+    return entries, total
+
+
+def import_table(title: str, command: list[str], top: int = 12) -> tuple[Table, float]:
+    """The `top` slowest imports of `command` as a Table, and the total import time (ms)."""
+    entries, total = import_times(command)
+    rows = [[f'`{module}`', str(depth), f'{cumulative:.1f}', f'{self_ms:.1f}']
+            for cumulative, self_ms, depth, module in entries[:top]]
+    return Table(f'{title} (total {total:.0f} ms of top-level imports, one run)',
+                 ['module', 'nesting depth', 'cumulative ms', 'self ms'], rows), total
+
+
 # -- results ----------------------------------------------------------------------------------
 @dataclass
 class Target:
@@ -146,7 +180,7 @@ class Target:
     def describe(self, unit: str) -> str:
         return f'<= {self.value:g}x floor' if self.kind == 'ratio_max' else f'< {self.value:g} {unit}'
 
-    def met(self, plait: float, floor: float) -> Optional[bool]:
+    def met(self, plait: float, floor: float) -> bool | None:
         if math.isnan(plait) or (self.kind == 'ratio_max' and (floor is None or math.isnan(floor))):
             return None
         if self.kind == 'ratio_max':
@@ -162,7 +196,7 @@ class Row:
     unit: str
     plait: list[float] = field(default_factory=list)
     floor: list[float] = field(default_factory=list)
-    target: Optional[Target] = None
+    target: Target | None = None
     note: str = ''
 
 
@@ -185,7 +219,7 @@ class Section:
     seconds: float = 0.0
     error: str = ''
 
-    def row(self, metric: str, unit: str, target: Optional[Target] = None, note: str = '') -> Row:
+    def row(self, metric: str, unit: str, target: Target | None = None, note: str = '') -> Row:
         """The row named `metric`, created on first use (repetitions append to it)."""
         for existing in self.rows:
             if existing.metric == metric:
@@ -201,7 +235,7 @@ class Section:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> 'Section':
+    def from_json(cls, data: dict[str, Any]) -> Section:
         rows = []
         for r in data.get('rows', []):
             target = Target(**r['target']) if r.get('target') else None
@@ -300,7 +334,7 @@ def guarded(section: Section, what: str, fn: Callable[[], None]) -> None:
         fn()
     except KeyboardInterrupt:
         raise
-    except Exception as e:  # report and go on with the next part
+    except Exception as e:  # noqa: BLE001 - report it in the section and go on with the next part
         import traceback
 
         traceback.print_exc(file=sys.stderr)

@@ -15,7 +15,8 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Any, Self
 
 import grpc
 
@@ -78,14 +79,14 @@ class FloorServer:
     def __init__(self, port: int):
         self.port = port
         self.address = f'{LOCAL}:{port}'
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self.startup_s = float('nan')
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def __enter__(self) -> 'FloorServer':
+    def __enter__(self) -> Self:
         from common import python_env
 
         start = time.perf_counter()
@@ -102,7 +103,7 @@ class FloorServer:
             raise
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         from common import kill_process
 
         kill_process(self.proc)
@@ -189,7 +190,7 @@ async def health_check(address: str, count: int, fresh_channel: bool, service: s
     return times
 
 
-async def health_status(address: str, service: str, timeout: float = 1.0) -> Optional[int]:
+async def health_status(address: str, service: str, timeout: float = 1.0) -> int | None:
     """The raw ServingStatus of `service`, or None when the call fails."""
     from grpc_health.v1 import health_pb2
 
@@ -210,7 +211,8 @@ async def _quiet(call: Any) -> Any:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('mode', choices=('serve', 'probe'))
     parser.add_argument('--port', type=int, required=True)
     args = parser.parse_args()

@@ -21,9 +21,9 @@ NOT_SERVING = 2  # grpc.health.v1 ServingStatus
 
 
 def _flow(executors: int) -> Any:
-    from plait import Flow
-
     from bench_executors import NoOp
+
+    from plait import Flow
 
     flow = Flow(quiet=True)
     for _ in range(executors):
@@ -48,15 +48,16 @@ def _raw_readiness(address: str) -> Any:
 
 
 def _readiness(section: Section, settings: Settings, fl: floor.FloorServer) -> None:
-    floor_check = _raw_readiness(fl.address)
-    floor_check_plain = lambda n: asyncio.run(floor.health_check(fl.address, n, fresh_channel=False))  # noqa: E731
+    def floor_check(count: int) -> list[float]:
+        return asyncio.run(floor.health_check(fl.address, count, fresh_channel=False))
+
     for _ in range(settings.reps):
         one_rep = Settings(reps=1, quick=settings.quick)
         with _flow(1) as f:
             gateway = f'{LOCAL}:{f.port}'
             readiness_rows(section, one_rep, '`f.is_flow_ready()` when ready', f.is_flow_ready,
-                           floor_check_plain, 5)
-            _raw_row(section, 'raw `Health/Check(service="readiness")` when ready', gateway, floor_check_plain, 5)
+                           floor_check, 5)
+            _raw_row(section, 'raw `Health/Check(service="readiness")` when ready', gateway, floor_check, 5)
             os.kill(f.process_of('executor0/rep-0').pid, signal.SIGKILL)
             detected = _wait_not_serving(gateway, timeout=10.0)
             row = section.row('gateway notices a killed executor (kill -9 to readiness NOT_SERVING)', 'ms')
@@ -66,9 +67,9 @@ def _readiness(section: Section, settings: Settings, fl: floor.FloorServer) -> N
             row = section.row('`f.is_flow_ready()` with an executor down', 'ms', Target('max', 50),
                               note=f'answers {sorted(answers)}')
             row.plait.append(median(ms(down)))
-            row.floor.append(median(ms(floor_check_plain(30))))
+            row.floor.append(median(ms(floor_check(30))))
             _raw_row(section, 'raw `Health/Check(service="readiness")` with an executor down', gateway,
-                     floor_check_plain, 50)
+                     floor_check, 50)
 
 
 def _raw_row(section: Section, metric: str, gateway: str, floor_check: Any, target_ms: float) -> None:
@@ -89,34 +90,22 @@ def _wait_not_serving(address: str, timeout: float) -> float | None:
 
 
 def _startup(section: Section, settings: Settings) -> None:
-    from plait.orchestrate.ports import free_port
-
     for _ in range(settings.reps):
-        with floor.FloorServer(free_port()) as fl:
-            floor_start = fl.startup_s
+        floor_start = startup.floor_figures()
         for count in EXECUTOR_COUNTS:
-            what = f'{count} executor' + ('s' if count > 1 else '')
-            t = startup.measure('flow', count)
-            target = STARTUP_TARGETS.get(count)
-            proc = section.row(f'start-up, process start to ready ({what})', 's',
-                               note='fresh interpreter: imports included')
-            enter = section.row(f'start-up, `with Flow(...)` to ready ({what})', 's',
-                                Target('max', target) if target else None)
-            for row, value in ((proc, t['process_to_ready']), (enter, t['enter_to_ready'])):
-                row.plait.append(value)
-                row.floor.append(floor_start)
-            section.row(f'shutdown, `with` exit ({what})', 's').plait.append(t['close'])
+            startup.add_rows(section, 'flow', count, startup.measure('flow', count), floor_start,
+                             STARTUP_TARGETS.get(count))
 
 
 def run(settings: Settings) -> Section:
     section = Section('flow', 'B. Flow: no-op Executors behind the gRPC gateway', notes=[
-        'Same `NoOp` Executor as in A (documents decoded and re-encoded by the executor). The gateway '
-        'passes documents through as bytes (`RawDataRequest`), never decoding them.',
-        'Every request makes two hops (client → gateway → executor); the floor is the single-hop raw '
-        'grpc echo of A, so a 2-hop system cannot reach 1.0x.',
-        'Readiness "with an executor down": the only executor of a 1-executor Flow is killed with '
+        ('Same `NoOp` Executor as in A (documents decoded and re-encoded by the executor). The gateway '
+        'passes documents through as bytes (`RawDataRequest`), never decoding them.'),
+        ('Every request makes two hops (client → gateway → executor); the floor is the single-hop raw '
+        'grpc echo of A, so a 2-hop system cannot reach 1.0x.'),
+        ('Readiness "with an executor down": the only executor of a 1-executor Flow is killed with '
         'SIGKILL; the gateway learns it from its Health/Watch stream, then the checks are timed. Floor '
-        'for readiness rows: a raw `Health/Check` on the floor server.',
+        'for readiness rows: a raw `Health/Check` on the floor server.'),
     ])
 
     def traffic_and_readiness() -> None:

@@ -5,7 +5,6 @@ protocol whose gateway or client is not available yet is reported as not measure
 from __future__ import annotations
 
 import importlib.util
-from typing import Optional
 
 import floor
 from common import Section, Settings, guarded, rss_mb, section_main
@@ -17,7 +16,7 @@ NEEDS = {'http': ('plait.serve.gateway.http', 'plait.clients.http'),
          'websocket': ('plait.serve.gateway.http', 'plait.clients.websocket')}
 
 
-def unavailable_reason(protocol: str) -> Optional[str]:
+def unavailable_reason(protocol: str) -> str | None:
     for module in NEEDS[protocol]:
         try:
             found = importlib.util.find_spec(module) is not None
@@ -30,9 +29,9 @@ def unavailable_reason(protocol: str) -> Optional[str]:
 
 
 def _measure(section: Section, settings: Settings, protocol: str, fl: floor.FloorServer) -> None:
-    from plait import Flow
-
     from bench_executors import NoOp
+
+    from plait import Flow
 
     with Flow(protocol=protocol, quiet=True).add(uses=NoOp) as f:
         measure_traffic(section, settings, f.port, protocol, fl, TrafficFigures(label=f'{protocol}: '))
@@ -43,9 +42,9 @@ def _measure(section: Section, settings: Settings, protocol: str, fl: floor.Floo
 
 def run(settings: Settings) -> Section:
     section = Section('http', 'D. HTTP and WebSocket gateway: one no-op Executor', notes=[
-        'A one-executor Flow with `protocol="http"` or `"websocket"`, driven by the plait Client of '
+        ('A one-executor Flow with `protocol="http"` or `"websocket"`, driven by the plait Client of '
         'that protocol; same figures and floor as B (the floor stays the raw gRPC echo: it shows what '
-        'the protocol costs on top of gRPC).',
+        'the protocol costs on top of gRPC).'),
     ])
     available = []
     for protocol in PROTOCOLS:

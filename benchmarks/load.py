@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import floor
 from common import LOCAL, Section, Settings, Target, median, ms, percentile, time_calls
@@ -25,7 +26,7 @@ class Plan:
     request_size: int = 100
 
     @classmethod
-    def of(cls, settings: Settings) -> 'Plan':
+    def of(cls, settings: Settings) -> Plan:
         return cls(count=200, warmup=30, seconds=0.5, total_docs=2000) if settings.quick else cls()
 
 
@@ -118,7 +119,7 @@ class TrafficFigures:
     """Which figures to take and what to report them against."""
 
     label: str = ''                          # prefix for metric names, e.g. '3-executor chain: '
-    p50_target: Optional[float] = None       # max plait/floor ratio for the 1-doc p50
+    p50_target: float | None = None       # max plait/floor ratio for the 1-doc p50
     throughput: bool = True
     docs_per_s: bool = True
 
@@ -136,7 +137,8 @@ def measure_traffic(section: Section, settings: Settings, port: int, protocol: s
     p50 = section.row(f'{name}1-doc latency p50', 'ms', p50_target)
     p99 = section.row(f'{name}1-doc latency p99', 'ms')
     tput = section.row(f'{name}throughput, {plan.clients} concurrent clients', 'req/s',
-                       note='AsyncClient tasks, one channel each') if figures.throughput else None
+                       note=f'{plan.clients} AsyncClient tasks in one event loop') \
+        if figures.throughput else None
     dps = section.row(f'{name}docs/s, {plan.total_docs:,} docs in requests of {plan.request_size}',
                       'docs/s', note='Client encode+decode included; floor echoes prebuilt bytes') \
         if figures.docs_per_s else None
@@ -148,7 +150,8 @@ def measure_traffic(section: Section, settings: Settings, port: int, protocol: s
         p99.floor.append(percentile(floor_times, 99))
         p99.plait.append(percentile(plait_times, 99))
         if tput is not None:
-            tput.floor.append(asyncio.run(floor.throughput(floor_server.address, one, plan.clients, plan.seconds)))
+            tput.floor.append(
+                asyncio.run(floor.throughput(floor_server.address, one, plan.clients, plan.seconds)))
             tput.plait.append(client_throughput(port, protocol, plan.clients, plan.seconds))
         if dps is not None:
             dps.floor.append(plan.total_docs / asyncio.run(floor.stream(floor_server.address, batches)))
@@ -156,7 +159,7 @@ def measure_traffic(section: Section, settings: Settings, port: int, protocol: s
 
 
 def readiness_rows(section: Section, settings: Settings, metric: str, check: Callable[[], Any],
-                   floor_check: Optional[Callable[[int], list[float]]], target_ms: Optional[float],
+                   floor_check: Callable[[int], list[float]] | None, target_ms: float | None,
                    count: int = 30) -> None:
     """p50 of `check()` (plait) and `floor_check(count)` (raw grpc) per repetition."""
     row = section.row(metric, 'ms', Target('max', target_ms) if target_ms else None)

@@ -12,13 +12,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
-from common import HERE, LOCAL, Section, Settings, Table, Target, guarded, median, python_env, section_main
+from common import (
+    HERE,
+    LOCAL,
+    Section,
+    Settings,
+    Target,
+    guarded,
+    import_table,
+    median,
+    python_env,
+    section_main,
+)
 
 RUNS = 10
 TIME_BIN = '/usr/bin/time'
-_IMPORT_LINE = re.compile(r'^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)')
 
 
 def ping_command(address: str) -> list[str]:
@@ -33,7 +42,8 @@ def wall_times(command: list[str], runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=30, env=python_env(), check=False)
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=30, env=python_env(),
+                              check=False)
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             raise RuntimeError(f'{" ".join(command)} exited {proc.returncode}: {proc.stderr.strip()[-300:]}')
@@ -59,30 +69,6 @@ def peak_rss_mb(command: list[str]) -> tuple[float, str]:
     return int(out.stdout.strip() or 0) / 1024, 'getrusage(RUSAGE_CHILDREN)'
 
 
-def slowest_imports(address: str, top: int = 15) -> tuple[Table, float]:
-    """The `top` imports of the probe by cumulative time, and the total import time (ms)."""
-    command = [sys.executable, '-X', 'importtime', '-m', 'plait.cli.main', 'ping', 'executor', address]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=30, env=python_env(), check=False)
-    entries = []
-    total_us = 0
-    for line in proc.stderr.splitlines():
-        match = _IMPORT_LINE.match(line)
-        if not match:
-            continue
-        self_us, cumulative_us, indent, module = int(match[1]), int(match[2]), len(match[3]), match[4]
-        depth = max(0, (indent - 1) // 2)
-        if depth == 0:
-            total_us += cumulative_us
-        entries.append((cumulative_us, self_us, depth, module))
-    entries.sort(reverse=True)
-    rows = [[f'`{module}`', str(depth), f'{cumulative / 1000:.1f}', f'{self_us / 1000:.1f}']
-            for cumulative, self_us, depth, module in entries[:top]]
-    table = Table(f'Slowest imports of `python -X importtime -m plait.cli.main ping executor ...` '
-                  f'(total {total_us / 1000:.0f} ms of top-level imports)',
-                  ['module', 'nesting depth', 'cumulative ms', 'self ms'], rows)
-    return table, total_us / 1000
-
-
 def _measure(section: Section, settings: Settings, port: int) -> None:
     address = f'{LOCAL}:{port}'
     ping = ping_command(address)
@@ -103,16 +89,17 @@ def _measure(section: Section, settings: Settings, port: int) -> None:
         peak.floor.append(peak_rss_mb(floor_probe)[0])
         bare_peak.append(peak_rss_mb(bare)[0])
     peak.note = f'by {how}'
-    table, total_ms = slowest_imports(address)
+    table, total_ms = import_table('Slowest imports of `python -m plait.cli.main ping executor ...`',
+                                   [sys.executable, '-m', 'plait.cli.main', 'ping', 'executor', address])
     section.row('`plait ping` total top-level import time (one run)', 'ms').plait.append(total_ms)
     section.tables.append(table)
     section.notes.append(f'For reference, a bare interpreter (`python -c pass`) takes '
                          f'{median(bare_wall):.0f} ms and peaks at {median(bare_peak):.1f} MB here.')
-    section.notes.append(f'Command timed: `{" ".join(Path(c).name if i == 0 else c for i, c in enumerate(ping))}`'
-                         f' (exit code 0 checked on every run).')
+    shown = ' '.join([Path(ping[0]).name, *ping[1:]])
+    section.notes.append(f'Command timed: `{shown}` (exit code 0 checked on every run).')
 
 
-def unavailable_reason() -> Optional[str]:
+def unavailable_reason() -> str | None:
     if importlib.util.find_spec('plait.cli') is None or importlib.util.find_spec('plait.cli.main') is None:
         return 'plait.cli.main is not there yet'
     return None
@@ -120,9 +107,9 @@ def unavailable_reason() -> Optional[str]:
 
 def run(settings: Settings) -> Section:
     section = Section('probe', 'C. The `plait ping` probe', notes=[
-        'Target: a live executor (a one-replica Deployment of the `NoOp` Executor). Floor: '
+        ('Target: a live executor (a one-replica Deployment of the `NoOp` Executor). Floor: '
         '`benchmarks/floor.py probe`, a fresh interpreter that imports grpcio and makes one raw '
-        '`Health/Check` against the same executor.',
+        '`Health/Check` against the same executor.'),
     ])
     reason = unavailable_reason()
     if reason:
@@ -130,9 +117,9 @@ def run(settings: Settings) -> Section:
         return section
 
     def measure() -> None:
-        from plait import Deployment
-
         from bench_executors import NoOp
+
+        from plait import Deployment
 
         with Deployment(uses=NoOp, quiet=True) as dep:
             _measure(section, settings, dep.port)

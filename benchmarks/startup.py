@@ -8,14 +8,13 @@ compare with the parent's) and the RSS of every process it started, taken once r
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+from typing import Any
 
-T_MAIN = time.clock_gettime(time.CLOCK_MONOTONIC)  # before any other import of this script
-
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from typing import Any  # noqa: E402
+T_MAIN = time.clock_gettime(time.CLOCK_MONOTONIC)  # the script starts (stdlib imports above: < 1 ms)
 
 
 def now() -> float:
@@ -23,10 +22,10 @@ def now() -> float:
 
 
 def child(kind: str, count: int) -> None:
-    from plait import Deployment, Flow
-
     from bench_executors import NoOp
-    from common import rss_mb
+    from common import cpu_seconds, rss_mb
+
+    from plait import Deployment, Flow
 
     t_imported = now()
     if kind == 'deployment':
@@ -39,10 +38,11 @@ def child(kind: str, count: int) -> None:
     with service:
         t_ready = now()
         rss = {p.label: rss_mb(p.pid) for p in service._group.processes}
+        cpu = {p.label: cpu_seconds(p.pid) for p in service._group.processes}
         t_close = now()
     t_closed = now()
     print(json.dumps({'main': T_MAIN, 'imported': t_imported, 'enter': t_enter, 'ready': t_ready,
-                      'close': t_close, 'closed': t_closed, 'rss': rss}), flush=True)
+                      'close': t_close, 'closed': t_closed, 'rss': rss, 'cpu': cpu}), flush=True)
 
 
 def measure(kind: str, count: int, timeout: float = 60.0) -> dict[str, Any]:
@@ -59,8 +59,48 @@ def measure(kind: str, count: int, timeout: float = 60.0) -> dict[str, Any]:
     t = json.loads(lines[-1])
     return {'process_to_ready': t['ready'] - start, 'interpreter': t['main'] - start,
             'imports': t['imported'] - t['main'], 'enter_to_ready': t['ready'] - t['enter'],
-            'close': t['closed'] - t['close'], 'rss': t['rss']}
+            'close': t['closed'] - t['close'], 'rss': t['rss'], 'cpu': t['cpu']}
 
 
-if __name__ == '__main__':
-    child(sys.argv[1], int(sys.argv[2]))
+def floor_figures() -> dict[str, float]:
+    """Start-up of the floor server: seconds to listening, CPU seconds and RSS (MB) then."""
+    from common import cpu_seconds, rss_mb
+    from floor import FloorServer
+
+    from plait.orchestrate.ports import free_port
+
+    with FloorServer(free_port()) as fl:
+        return {'start': fl.startup_s, 'cpu': cpu_seconds(fl.pid), 'rss': rss_mb(fl.pid)}
+
+
+def add_rows(section: Any, kind: str, count: int, t: dict[str, Any], floor: dict[str, float],
+             target_s: float | None) -> None:
+    """Append one repetition of start-up figures for `count` replicas/executors to `section`,
+    beside the floor's (`floor_figures()`)."""
+    from common import Target, median
+
+    unit = 'replica' if kind == 'deployment' else 'executor'
+    what = f'{count} {unit}' + ('s' if count > 1 else '')
+    cls = 'Deployment' if kind == 'deployment' else 'Flow'
+    proc = section.row(f'start-up, process start to ready ({what})', 's',
+                       note='fresh interpreter: imports included')
+    enter = section.row(f'start-up, `with {cls}(...)` to ready ({what})', 's',
+                        Target('max', target_s) if target_s else None)
+    for row, value in ((proc, t['process_to_ready']), (enter, t['enter_to_ready'])):
+        row.plait.append(value)
+        row.floor.append(floor['start'])
+    section.row(f'of which interpreter start + imports of the `with` process ({what})', 's').plait.append(
+        t['interpreter'] + t['imports'])
+    section.row(f'shutdown, `with` exit ({what})', 's').plait.append(t['close'])
+    for measure, name, unit_of in (('cpu', 'CPU used to reach ready', 's'), ('rss', 'RSS at ready', 'MB')):
+        values = t[measure]
+        executors = [v for k, v in values.items() if k != 'gateway']
+        row = section.row(f'{name}, each executor process ({what})', unit_of,
+                          note='median over the processes' if len(executors) > 1 else '')
+        row.plait.append(median(executors))
+        gateway = section.row(f'{name}, gateway process ({what})', unit_of) if 'gateway' in values else None
+        if gateway is not None:
+            gateway.plait.append(values['gateway'])
+        for r in (row, gateway):
+            if r is not None:
+                r.floor.append(floor[measure])

@@ -26,6 +26,9 @@ class ExecutorSpec:
     requests: Optional[dict[str, str]] = None
 
 
+_loaded_from_files: set[str] = set()  # module names that py_modules loaded from a path
+
+
 def _load_py_module(path: str) -> None:
     name = os.path.splitext(os.path.basename(path))[0]
     if name in sys.modules and getattr(sys.modules[name], '__file__', None) == os.path.abspath(path):
@@ -35,6 +38,7 @@ def _load_py_module(path: str) -> None:
         raise UsesNotFound(f'py_modules: cannot load {path!r}')
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    _loaded_from_files.add(name)
     try:
         spec.loader.exec_module(module)
     except FileNotFoundError as e:
@@ -122,10 +126,8 @@ def class_reference(cls: type) -> str:
     if module and module != '__main__' and '<locals>' not in qualname:
         mod = sys.modules.get(module)
         origin = getattr(mod, '__file__', None)
-        # modules loaded from a file path (py_modules) are not importable by name elsewhere:
-        # look the top-level name up on sys.path, not in sys.modules (where they are)
-        top = module.split('.')[0]
-        if origin and importlib.machinery.PathFinder.find_spec(top) is not None:
+        # modules loaded from a file path (py_modules) are not importable by name elsewhere
+        if origin and module not in _loaded_from_files and importlib.util.find_spec(module) is not None:
             return f'{module}:{qualname}'
     import cloudpickle
 

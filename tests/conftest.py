@@ -11,15 +11,35 @@ import pytest
 from plait.orchestrate.ports import free_port
 
 
-def child_pids() -> set[int]:
-    """Live child processes of this test process (zombies excluded)."""
+def _children(pid: int | str) -> set[int]:
     pids: set[int] = set()
-    for task in os.listdir('/proc/self/task'):
+    try:
+        tasks = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return pids
+    for task in tasks:
         try:
-            with open(f'/proc/self/task/{task}/children') as f:
+            with open(f'/proc/{pid}/task/{task}/children') as f:
                 pids.update(int(p) for p in f.read().split())
         except OSError:
             continue
+    return pids
+
+
+def _is_fork_server(pid: int) -> bool:
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as f:
+            return b'plait.orchestrate.forkserver' in f.read()
+    except OSError:
+        return False
+
+
+def child_pids() -> set[int]:
+    """Live processes this test process started, directly or through plait's fork server
+    (which lives as long as the test session and is not counted itself); zombies excluded."""
+    pids: set[int] = set()
+    for pid in _children('self'):
+        pids |= _children(pid) if _is_fork_server(pid) else {pid}
     live = set()
     for pid in pids:
         try:

@@ -150,6 +150,7 @@ def test_leaving_after_an_executor_was_killed_stops_the_rest() -> None:
         pids = pids_of(f)
         kill9(f.process_of('executor1/rep-0').pid)
         assert wait_until(lambda: not f.is_flow_ready(timeout=1), timeout=1.0) is not None
+        assert f.dry_run() is False
     assert not any(alive(p) for p in pids)
 
 

@@ -24,8 +24,12 @@ class WebSocketTransport:
         self._tls = tls
         self._verify = verify
         self._http = HttpTransport(host, port, tls, verify)
+        self._open: set[Any] = set()  # connections of streams a consumer left unfinished
 
     async def close(self) -> None:
+        for connection in list(self._open):
+            await connection.close()
+        self._open.clear()
         await self._http.close()
 
     def _lost(self, detail: str) -> InternalNetworkError:
@@ -44,6 +48,7 @@ class WebSocketTransport:
         except (OSError, InvalidHandshake, InvalidURI, asyncio.TimeoutError) as e:
             raise InternalNetworkError(f'cannot open a websocket to {self.url}: {e or type(e).__name__}',
                                        addresses=[self.url]) from None
+        self._open.add(connection)
         window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
         order = {r.header.request_id: i for i, r in enumerate(requests)}
 
@@ -91,6 +96,7 @@ class WebSocketTransport:
         finally:
             if not producer.done():
                 producer.cancel()
+            self._open.discard(connection)
             await connection.close()
 
     async def is_ready(self, kind: str, timeout: float) -> bool:

@@ -13,7 +13,7 @@ from plait.logs import get_logger
 from plait.orchestrate.group import ProcessGroup, StopOnSignal
 from plait.orchestrate.supervisor import RestartPolicy
 from plait.orchestrate.ports import free_port
-from plait.orchestrate.process import ServiceProcess
+from plait.orchestrate.process import ServiceProcess, prewarm
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
 from plait.uses import class_reference, resolve_uses
 
@@ -101,6 +101,7 @@ class Deployment:
         self._client: Any = None
         self._signals = StopOnSignal()
         self._stopped = threading.Event()
+        prewarm()
 
     # -- what to run -------------------------------------------------------------------------
     def _uses_arg(self) -> str:

@@ -15,7 +15,7 @@ from plait.orchestrate.deployment import GATEWAY_MODULE, LOCAL_HOST, Deployment
 from plait.orchestrate.group import ProcessGroup, StopOnSignal
 from plait.orchestrate.supervisor import RestartPolicy
 from plait.orchestrate.ports import free_port
-from plait.orchestrate.process import ServiceProcess
+from plait.orchestrate.process import ServiceProcess, prewarm
 from plait.serve.gateway.config import START, GatewayConfig
 
 # Flow(...) keywords that configure the gateway, with their GatewayConfig field names
@@ -69,6 +69,7 @@ class Flow:
         self._client: Any = None
         self._signals = StopOnSignal()
         self._stopped = threading.Event()
+        prewarm()
 
     # -- building ----------------------------------------------------------------------------
     def add(self, uses: Any = None, name: Optional[str] = None, needs: Union[str, list[str], None] = None,
@@ -214,8 +215,8 @@ class Flow:
         from plait.orchestrate.export.kubernetes import export_kubernetes
         return export_kubernetes(self, output_base_path, k8s_namespace, image)
 
-    def to_docker_compose_yaml(self, output_path: str = 'docker-compose.yml', network_name: Optional[str] = None,
-                               image: Optional[str] = None) -> list[str]:
+    def to_docker_compose_yaml(self, output_path: str = 'docker-compose.yml',
+                               network_name: Optional[str] = None, image: Optional[str] = None) -> list[str]:
         """Write a docker-compose file (a service per executor replica, and the gateway) and the
         Dockerfile beside it; returns the paths written."""
         from plait.orchestrate.export.compose import export_docker_compose

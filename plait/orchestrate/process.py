@@ -15,6 +15,7 @@ import time
 from typing import Optional, Sequence
 
 from plait.errors import RuntimeFailedToStart
+from plait.orchestrate.forkserver import ForkedProcess, ForkServer
 
 TAIL_LINES = 30
 
@@ -32,6 +33,11 @@ def _child_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
     return env
 
 
+def prewarm() -> None:
+    """Get process start-up going early (called when a Flow or Deployment is built)."""
+    ForkServer.prewarm(_child_env())
+
+
 class ServiceProcess:
     """A child process running `python -m <module> <args>` that reports readiness on a pipe."""
 
@@ -43,7 +49,7 @@ class ServiceProcess:
         self.extra_env = env or {}
         self.echo = echo
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional[subprocess.Popen | ForkedProcess] = None
         self._ready_read: Optional[int] = None
         self._pump: Optional[threading.Thread] = None
         self.ready = False
@@ -56,17 +62,32 @@ class ServiceProcess:
         read_fd, write_fd = os.pipe()
         env = _child_env({**self.extra_env, 'PLAIT_READY_FD': str(write_fd)})
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, '-m', self.module, *self.args],
-                env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C goes to the parent, which stops children in order
-            )
+            server = ForkServer.get(env)
+            self.proc = self._fork(server, env, write_fd) if server is not None else None
+            if self.proc is None:
+                self.proc = subprocess.Popen(
+                    [sys.executable, '-m', self.module, *self.args],
+                    env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C goes to the parent, which stops children in order
+                )
         finally:
             os.close(write_fd)
+        self.ready = False
         self._ready_read = read_fd
         self._pump = threading.Thread(target=self._pump_output, name=f'log-{self.label}', daemon=True)
         self._pump.start()
+
+    def _fork(self, server: ForkServer, env: dict[str, str], ready_fd: int) -> Optional[ForkedProcess]:
+        out_read, out_write = os.pipe()
+        try:
+            pid = server.spawn(self.module, self.args, env, out_write, ready_fd)
+        except OSError:
+            os.close(out_read)
+            return None  # fall back to a fresh interpreter
+        finally:
+            os.close(out_write)
+        return ForkedProcess(server, pid, os.fdopen(out_read, 'rb'), [self.module, *self.args])
 
     def _pump_output(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None

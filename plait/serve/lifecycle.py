@@ -55,13 +55,29 @@ def signal_ready(fd: Optional[int]) -> None:
         pass
 
 
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie counts as dead)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[-1].split()[0] not in ('Z', 'X')
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 async def exit_when_parent_dies(stop: asyncio.Event) -> None:
-    """A replica never outlives the Flow/Deployment process that started it."""
+    """A replica never outlives the Flow/Deployment process that started it (its parent,
+    or the user process behind the fork server)."""
     parent = os.environ.get('PLAIT_PARENT_PID')
     if not parent:
         return
     while not stop.is_set():
-        if os.getppid() != int(parent):
+        if not process_alive(int(parent)):
             stop.set()
             return
         await asyncio.sleep(0.5)

@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cli_main(argv: Optional[list[str]] = None) -> int:
     """`plait export ...`; 0 when written, 1 with a one-line error otherwise."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error argparse has printed
+        return e.code if isinstance(e.code, int) else 2
     from plait.errors import PlaitError
     from plait.orchestrate.flow import Flow
 

@@ -33,7 +33,7 @@ ENV PYTHONUNBUFFERED=1 \\
 ARG PLAIT_PACKAGE=plait=={version}
 WORKDIR /app
 COPY {app}/ /app/
-RUN LINKS="$(test -d wheels && echo --find-links wheels)" \\
+RUN if [ -d wheels ]; then LINKS="--find-links wheels"; else LINKS=""; fi \\
  && pip install $LINKS "$PLAIT_PACKAGE" \\
  && if [ -f requirements.txt ]; then pip install $LINKS -r requirements.txt; fi
 ENV PYTHONPATH=/app

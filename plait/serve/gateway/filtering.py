@@ -1,6 +1,9 @@
 """`when=` conditions: a deployment only receives the documents that match its condition
 (docarray's query language, e.g. `{'tags__key': {'$eq': 'value'}}`). Conditions are read
 straight from the protobuf documents, so only deployments with a `when` look inside them.
+As in Jina, documents that do not match leave that branch (a join downstream still gets
+them from its other branches); a deployment none of whose documents match is skipped; and
+dry_run ignores conditions, so it still reaches every deployment.
 
     condition := {path: {op: value, ...}, ...}     every entry must hold
                | {'$and': [condition, ...]} | {'$or': [condition, ...]} | {'$not': condition}
