@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# headless Chromium renders Swagger UI in tests/test_swagger_ui.py: install it when missing and root
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium is missing: the Swagger UI browser test will be skipped"
 
 demo: venv
 	$(BIN)/python examples/demo.py

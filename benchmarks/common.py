@@ -42,13 +42,17 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(clean) if clean else math.nan
 
 
-def time_calls(fn: Callable[[], Any], count: int) -> list[float]:
-    """Wall time in seconds of each of `count` sequential calls of `fn`."""
-    times = []
+def time_calls(fn: Callable[[], Any], count: int, budget_s: float = math.inf) -> list[float]:
+    """Wall time in seconds of each of `count` sequential calls of `fn`; stops early once
+    `budget_s` seconds are spent (after at least 100 calls), so a slow path stays bounded."""
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
     for _ in range(count):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+        if start > deadline and len(times) >= 100:
+            break
     return times
 
 
@@ -69,6 +73,39 @@ def rss_mb(pid: int | None) -> float:
     except OSError:
         pass
     return math.nan
+
+
+def pss_mb(pid: int | None) -> float:
+    """Proportional set size of `pid` in MB (pages shared with other processes, e.g. after a
+    fork, counted in part); nan if unreadable."""
+    try:
+        with open(f'/proc/{pid}/smaps_rollup', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('Pss:'):
+                    return int(line.split()[1]) / 1024
+    except (OSError, TypeError):
+        pass
+    return math.nan
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` in the process tree."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat', encoding='ascii') as f:
+                parent = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def cpu_seconds(pid: int | None) -> float:

@@ -13,6 +13,8 @@ from typing import Any
 import floor
 from common import LOCAL, Section, Settings, Target, median, ms, percentile, time_calls
 
+LATENCY_BUDGET_S = 5.0  # per latency run: a slow protocol gets fewer samples, not a longer run
+
 
 @dataclass
 class Plan:
@@ -53,7 +55,7 @@ def client_latency(port: int, protocol: str, count: int, warmup: int) -> list[fl
     try:
         for _ in range(warmup):
             client.post('/', doc)
-        return time_calls(lambda: client.post('/', doc), count)
+        return time_calls(lambda: client.post('/', doc), count, LATENCY_BUDGET_S)
     finally:
         client.close()
 

@@ -9,6 +9,7 @@ compare with the parent's) and the RSS of every process it started, taken once r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ def now() -> float:
 
 def child(kind: str, count: int) -> None:
     from bench_executors import NoOp
-    from common import cpu_seconds, rss_mb
+    from common import cpu_seconds, descendants, pss_mb, rss_mb
 
     from plait import Deployment, Flow
 
@@ -38,11 +39,14 @@ def child(kind: str, count: int) -> None:
     with service:
         t_ready = now()
         rss = {p.label: rss_mb(p.pid) for p in service._group.processes}
-        cpu = {p.label: cpu_seconds(p.pid) for p in service._group.processes}
+        tree = descendants(os.getpid())  # the services, and any helper (e.g. a fork server)
+        cpu = sum(cpu_seconds(pid) for pid in tree) + time.process_time()
+        pss = sum(pss_mb(pid) for pid in [*tree, os.getpid()])
         t_close = now()
     t_closed = now()
     print(json.dumps({'main': T_MAIN, 'imported': t_imported, 'enter': t_enter, 'ready': t_ready,
-                      'close': t_close, 'closed': t_closed, 'rss': rss, 'cpu': cpu}), flush=True)
+                      'close': t_close, 'closed': t_closed, 'rss': rss, 'cpu': cpu, 'pss': pss,
+                      'processes': len(tree) + 1}), flush=True)
 
 
 def measure(kind: str, count: int, timeout: float = 60.0) -> dict[str, Any]:
@@ -59,18 +63,19 @@ def measure(kind: str, count: int, timeout: float = 60.0) -> dict[str, Any]:
     t = json.loads(lines[-1])
     return {'process_to_ready': t['ready'] - start, 'interpreter': t['main'] - start,
             'imports': t['imported'] - t['main'], 'enter_to_ready': t['ready'] - t['enter'],
-            'close': t['closed'] - t['close'], 'rss': t['rss'], 'cpu': t['cpu']}
+            'close': t['closed'] - t['close'], 'rss': t['rss'], 'cpu': t['cpu'], 'pss': t['pss'],
+            'processes': t['processes']}
 
 
 def floor_figures() -> dict[str, float]:
-    """Start-up of the floor server: seconds to listening, CPU seconds and RSS (MB) then."""
-    from common import cpu_seconds, rss_mb
+    """Start-up of the floor server: seconds to listening, CPU seconds, RSS and PSS (MB) then."""
+    from common import cpu_seconds, pss_mb, rss_mb
     from floor import FloorServer
 
     from plait.orchestrate.ports import free_port
 
     with FloorServer(free_port()) as fl:
-        return {'start': fl.startup_s, 'cpu': cpu_seconds(fl.pid), 'rss': rss_mb(fl.pid)}
+        return {'start': fl.startup_s, 'cpu': cpu_seconds(fl.pid), 'rss': rss_mb(fl.pid), 'pss': pss_mb(fl.pid)}
 
 
 def add_rows(section: Any, kind: str, count: int, t: dict[str, Any], floor: dict[str, float],
@@ -92,15 +97,23 @@ def add_rows(section: Any, kind: str, count: int, t: dict[str, Any], floor: dict
     section.row(f'of which interpreter start + imports of the `with` process ({what})', 's').plait.append(
         t['interpreter'] + t['imports'])
     section.row(f'shutdown, `with` exit ({what})', 's').plait.append(t['close'])
-    for measure, name, unit_of in (('cpu', 'CPU used to reach ready', 's'), ('rss', 'RSS at ready', 'MB')):
-        values = t[measure]
-        executors = [v for k, v in values.items() if k != 'gateway']
-        row = section.row(f'{name}, each executor process ({what})', unit_of,
-                          note='median over the processes' if len(executors) > 1 else '')
-        row.plait.append(median(executors))
-        gateway = section.row(f'{name}, gateway process ({what})', unit_of) if 'gateway' in values else None
-        if gateway is not None:
-            gateway.plait.append(values['gateway'])
-        for r in (row, gateway):
-            if r is not None:
-                r.floor.append(floor[measure])
+    cpu = section.row(f'CPU used to reach ready, all processes together ({what})', 's',
+                      note='the `with` process and every process below it')
+    cpu.plait.append(t['cpu'])
+    cpu.floor.append(floor['cpu'])
+    pss = section.row(f'memory at ready, all processes together ({what})', 'MB',
+                      note=f'sum of PSS over {t["processes"]} processes')
+    pss.plait.append(t['pss'])
+    pss.floor.append(floor['pss'])
+    executors = [v for k, v in t['rss'].items() if k != 'gateway']
+    rss = section.row(f'RSS at ready, each executor process ({what})', 'MB',
+                      note='median over the processes' if len(executors) > 1 else '')
+    rss.plait.append(median(executors))
+    rss.floor.append(floor['rss'])
+    if 'gateway' in t['rss']:
+        gateway = section.row(f'RSS at ready, gateway process ({what})', 'MB')
+        gateway.plait.append(t['rss']['gateway'])
+        gateway.floor.append(floor['rss'])
+
+if __name__ == '__main__':
+    child(sys.argv[1], int(sys.argv[2]))

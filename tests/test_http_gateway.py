@@ -10,13 +10,13 @@ import json
 import re
 import subprocess
 import time
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
-
 from flow_helpers import Script, kill9, run_script, wait_until
+
 from plait import Client, Document, DocumentArray, Executor, Flow, requests
 from plait.clients.http import HttpTransport
 
@@ -39,7 +39,7 @@ def curl_json(url: str, *args: str) -> tuple[int, Any]:
     return code, json.loads(body)
 
 
-def post(url: str, body: Any, method: str = 'POST', raw: Optional[str] = None) -> tuple[int, Any]:
+def post(url: str, body: Any, method: str = 'POST', raw: str | None = None) -> tuple[int, Any]:
     data = raw if raw is not None else json.dumps(body)
     code, text = curl(url, '-X', method, '-H', 'Content-Type: application/json', '--data-binary', data)
     return code, json.loads(text)
@@ -48,7 +48,7 @@ def post(url: str, body: Any, method: str = 'POST', raw: Optional[str] = None) -
 class MyDoc(BaseDoc):
     title: str
     n: int = 3
-    vec: Optional[NdArray] = None
+    vec: NdArray | None = None
 
 
 def stamp(docs: DocumentArray, endpoint: str, parameters: dict) -> None:

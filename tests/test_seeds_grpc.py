@@ -1,7 +1,8 @@
 """The gRPC scenarios of the seed documents, as written: a Flow started from a script and
 blocked, health of the executor (12346) and the gateway (12345) with grpcurl, readiness,
 dry_run before and after `kill -9` of the executor, `_status`; and the seed snippets that
-print True then False."""
+print True then False. (Unlike Jina, a Flow restarts a killed executor: the seed's "down"
+answers are checked right after the kill, and again, lasting, with restarts off.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 import pytest
 from flow_helpers import Script, alive, grpcurl, grpcurl_json, kill9, run_script, wait_until
 
-from plait import Client, Deployment
+from plait import Client, Deployment, Flow
 
 GATEWAY = '127.0.0.1:12345'
 EXECUTOR = '127.0.0.1:12346'
@@ -81,19 +82,12 @@ def test_seed_grpc_flow_health_readiness_dry_run_status_and_kill(seed_flow: Scri
         took = wait_until(lambda: not client.is_flow_ready(timeout=1), timeout=1.0)
         assert took is not None, 'the Flow still reported ready 1 s after its executor was killed'
         print(f'readiness turned False {took * 1000:.0f} ms after kill -9')
-        assert client.dry_run() is False
+        # the seed's check, at once: the Flow restarts a killed executor within a second or so
+        assert_down_body(grpcurl_json(GATEWAY, DRY_RUN))
 
-        assert grpcurl_json(GATEWAY, HEALTH, {'service': 'readiness'}) == {'status': 'NOT_SERVING'}
-        assert grpcurl_json(GATEWAY, HEALTH) == {'status': 'SERVING'}  # the gateway itself is alive
-        assert grpcurl(EXECUTOR, HEALTH).returncode != 0
-
-        failure = grpcurl_json(GATEWAY, DRY_RUN)
-        assert failure['code'] == 'ERROR'
-        assert failure['description'] == DOWN_DESCRIPTION
-        assert failure['exception']['name'] == 'InternalNetworkError'
-        assert failure['exception']['args'] == [DOWN_DESCRIPTION]
-        stacks = failure['exception']['stacks']
-        assert stacks and stacks[0].startswith('Traceback') and DOWN_DESCRIPTION in stacks[-1], stacks
+        # ...after which the same check passes again, with nothing done by hand
+        assert wait_until(lambda: grpcurl_json(GATEWAY, DRY_RUN) == {}, timeout=30, interval=0.2) is not None
+        assert grpcurl_json(EXECUTOR, HEALTH) == {'status': 'SERVING'}
 
         # f.block() returns on SIGTERM and the whole Flow goes away
         assert seed_flow.stop(signal.SIGTERM) == 0
@@ -105,6 +99,36 @@ def test_seed_grpc_flow_health_readiness_dry_run_status_and_kill(seed_flow: Scri
         print(f'is_flow_ready + dry_run with nothing listening: {(time.monotonic() - start) * 1000:.0f} ms')
     finally:
         client.close()
+
+
+def assert_down_body(failure: dict) -> None:
+    """The seed's dry_run answer while executor0 at 127.0.0.1:12346 is down."""
+    assert failure['code'] == 'ERROR'
+    assert failure['description'] == DOWN_DESCRIPTION
+    assert failure['exception']['name'] == 'InternalNetworkError'
+    assert failure['exception']['args'] == [DOWN_DESCRIPTION]
+    stacks = failure['exception']['stacks']
+    assert stacks and stacks[0].startswith('Traceback') and DOWN_DESCRIPTION in stacks[-1], stacks
+
+
+def test_seed_checks_while_the_killed_executor_stays_down() -> None:
+    """The same Flow with restarts off, so the down state lasts: every readiness probe says so."""
+    with Flow(protocol='grpc', port=12345, restart=False, quiet=True).add(port=12346) as f:
+        client = Client(port=12345)
+        try:
+            assert (f.is_flow_ready(), f.dry_run(), client.is_flow_ready(), client.dry_run()) == (True,) * 4
+            kill9(f.process_of('executor0/rep-0').pid)
+            took = wait_until(lambda: not f.is_flow_ready(timeout=1), timeout=1.0)
+            assert took is not None, 'the Flow still reported ready 1 s after its executor was killed'
+            assert (f.dry_run(), client.is_flow_ready(), client.dry_run()) == (False,) * 3
+            assert grpcurl_json(GATEWAY, HEALTH, {'service': 'readiness'}) == {'status': 'NOT_SERVING'}
+            assert grpcurl_json(GATEWAY, HEALTH) == {'status': 'SERVING'}  # the gateway itself is alive
+            assert grpcurl(EXECUTOR, HEALTH).returncode != 0
+            assert_down_body(grpcurl_json(GATEWAY, DRY_RUN))
+            assert_down_body(grpcurl_json(GATEWAY, DRY_RUN))  # and again: the answer is stable
+        finally:
+            client.close()
+    assert (f.is_flow_ready(), f.dry_run()) == (False, False)
 
 
 SNIPPETS = {

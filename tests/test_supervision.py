@@ -21,7 +21,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from flow_helpers import Script, alive, kill9, wait_until
-from plait import Client, Document, DocumentArray, Executor, Flow, requests
+from plait import Client, Deployment, Document, DocumentArray, Executor, Flow, requests
 from plait.errors import ExecutorError, InternalNetworkError
 
 
@@ -79,6 +79,12 @@ def readiness(port: int) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
+def restarted(f: Flow, label: str, old_pid: int) -> bool:
+    """True once `label` runs as a new process that said it is ready."""
+    p = f.process_of(label)
+    return p is not None and p.pid != old_pid and p.ready
+
+
 @pytest.fixture
 def plait_log() -> Iterator[list[str]]:
     """Log lines of plait's loggers in this process (the supervisor runs here)."""
@@ -126,11 +132,12 @@ def test_with_two_replicas_both_serve_again_after_a_restart() -> None:
     with Flow(quiet=True).add(uses=WhoServes, replicas=2) as f:
         client = Client(port=f.port)
         try:
-            kill9(f.process_of('executor0/rep-0').pid)
+            old_pid = f.process_of('executor0/rep-0').pid
+            kill9(old_pid)
             # the other replica keeps the Flow ready and serves everything meanwhile
             assert f.is_flow_ready(timeout=3)
             assert {client.post('/', Document())[0].tags['replica'] for _ in range(5)} == {1}
-            back = wait_until(lambda: f.process_of('executor0/rep-0').ready, timeout=30)
+            back = wait_until(lambda: restarted(f, 'executor0/rep-0', old_pid), timeout=30)
             assert back is not None
             new_pid = f.process_of('executor0/rep-0').pid
 
@@ -146,6 +153,31 @@ def test_with_two_replicas_both_serve_again_after_a_restart() -> None:
                     share_after_restart=dict(served))
         finally:
             client.close()
+
+
+def test_killed_gateway_is_restarted_on_its_port() -> None:
+    with Flow(quiet=True).add(uses=WhoServes) as f:
+        old_pid = f.process_of('gateway').pid
+        killed_at = time.monotonic()
+        kill9(old_pid)
+        assert wait_until(lambda: restarted(f, 'gateway', old_pid), timeout=30) is not None
+        back = wait_until(lambda: f.is_flow_ready(timeout=1), timeout=30)
+        assert back is not None
+        assert len(f.post('/', DocumentArray([Document() for _ in range(3)]))) == 3
+        measure('supervision.kill9_gateway', serving_again_after_s=time.monotonic() - killed_at)
+
+
+def test_deployment_restarts_its_killed_replica_on_the_same_port() -> None:
+    with Deployment(uses=WhoServes, quiet=True) as dep:
+        old_pid = dep._group.by_label('executor/rep-0').pid
+        killed_at = time.monotonic()
+        kill9(old_pid)
+        assert wait_until(lambda: not dep.is_deployment_ready(timeout=1), timeout=10) is not None
+        assert wait_until(lambda: dep.is_deployment_ready(timeout=1), timeout=30) is not None
+        new_pid = dep._group.by_label('executor/rep-0').pid
+        assert new_pid != old_pid
+        assert dep.post('/', Document())[0].tags['pid'] == new_pid
+        measure('supervision.kill9_deployment_replica', serving_again_after_s=time.monotonic() - killed_at)
 
 
 def _poster(port: int, stop: threading.Event, stats: dict[str, Any], streamed: bool) -> None:
@@ -185,7 +217,7 @@ def test_no_request_is_lost_when_a_replica_is_killed_under_load() -> None:
             victim = f.process_of('executor0/rep-0').pid
             killed_at = time.monotonic()
             kill9(victim)
-            back = wait_until(lambda: f.process_of('executor0/rep-0').ready, timeout=30)
+            back = wait_until(lambda: restarted(f, 'executor0/rep-0', victim), timeout=30)
             restarted_after = time.monotonic() - killed_at
             new_pid = f.process_of('executor0/rep-0').pid
             serving_again = wait_until(lambda: any(s['pids'][new_pid] for s in stats), timeout=30)

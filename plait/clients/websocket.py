@@ -7,7 +7,8 @@ requests by request_id. Probes go over plain HTTP(S) on the same port (`/readyz`
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Any
 
 from plait.clients.http import HttpTransport, Verify, ssl_context
 from plait.errors import InternalNetworkError, RequestTimeout
@@ -35,7 +36,7 @@ class WebSocketTransport:
     def _lost(self, detail: str) -> InternalNetworkError:
         return InternalNetworkError(f'lost the websocket connection to {self.url}: {detail}', addresses=[self.url])
 
-    async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: Optional[float],
+    async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: float | None,
                    results_in_order: bool) -> AsyncIterator[DataRequestProto]:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -45,7 +46,7 @@ class WebSocketTransport:
             connection = await asyncio.wait_for(
                 connect(self.url, subprotocols=['bytes'], ssl=ssl, max_size=None, proxy=None,
                         open_timeout=None), timeout or CONNECT_TIMEOUT)
-        except (OSError, InvalidHandshake, InvalidURI, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError, InvalidHandshake, InvalidURI) as e:
             raise InternalNetworkError(f'cannot open a websocket to {self.url}: {e or type(e).__name__}',
                                        addresses=[self.url]) from None
         self._open.add(connection)
@@ -72,7 +73,7 @@ class WebSocketTransport:
                 left = None if deadline is None else max(deadline - asyncio.get_running_loop().time(), 0)
                 try:
                     message = await asyncio.wait_for(connection.recv(), left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     raise RequestTimeout(f'{self.url} did not answer {len(requests)} request(s) '
                                          f'within {timeout} s') from None
                 except ConnectionClosed as e:

@@ -10,7 +10,7 @@ from typing import Any, Optional, Union
 
 from plait.errors import BadConfig
 from plait.logs import get_logger
-from plait.orchestrate.group import ProcessGroup, StopOnSignal
+from plait.orchestrate.group import ProcessGroup, StopOnSignal, Terminated, exit_grace
 from plait.orchestrate.supervisor import RestartPolicy
 from plait.orchestrate.ports import free_port
 from plait.orchestrate.process import ServiceProcess, prewarm
@@ -101,6 +101,7 @@ class Deployment:
         self._client: Any = None
         self._signals = StopOnSignal()
         self._stopped = threading.Event()
+        self._interrupted = False  # Ctrl-C caught by block(): leave with a short drain
         prewarm()
 
     # -- what to run -------------------------------------------------------------------------
@@ -182,18 +183,21 @@ class Deployment:
     def __exit__(self, *exc: Any) -> None:
         try:
             # Ctrl-C means "now": a short drain instead of the full grace period
-            self.close(grace=1.0 if exc[0] is KeyboardInterrupt else None)
+            self.close(grace=exit_grace(exc[0], self._interrupted))
         finally:
             self._signals.__exit__(*exc)
 
     def block(self, stop_event: Optional[threading.Event] = None) -> None:
         """Serve until Ctrl-C, SIGTERM, or `stop_event` is set."""
         event = stop_event or self._stopped
+        self._interrupted = False
         try:
             while not event.wait(0.5):
                 pass
+        except Terminated:
+            pass  # SIGTERM: stopped with the full grace period, in-flight requests finish
         except KeyboardInterrupt:
-            pass
+            self._interrupted = True
 
     # -- talking to it -----------------------------------------------------------------------
     @property

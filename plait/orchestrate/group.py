@@ -7,6 +7,7 @@ import atexit
 import signal
 import sys
 import threading
+import time
 import weakref
 from typing import Any, Callable, Optional, Sequence
 
@@ -65,9 +66,12 @@ class ProcessGroup:
             self.running = False
             first = [p for p in self.processes if p.label in self.stop_first]
             rest = [p for p in self.processes if p.label not in self.stop_first]
+            # the grace period bounds the whole stop: what the first tier did not use is left
+            # for the rest (at least 1 s), so stopping never takes much more than grace + 1 s
+            deadline = time.monotonic() + grace + 1
             if first:
                 stop_all(first, grace + 1)
-            stop_all(rest, grace + 1)
+            stop_all(rest, max(deadline - time.monotonic(), 1.0))
             _live_groups.discard(self)
 
     def by_label(self, label: str) -> Optional[ServiceProcess]:
@@ -98,9 +102,26 @@ class _progress:
             self._progress.stop()
 
 
+CTRL_C_GRACE = 1.0  # seconds in-flight requests get when the user presses Ctrl-C
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM in the main thread: unwinds like Ctrl-C, but the processes are stopped with
+    the full grace period (in-flight requests finish), as a deploy expects."""
+
+
+def exit_grace(exc_type: Optional[type], interrupted: bool) -> Optional[float]:
+    """The grace period for leaving a `with Flow()/Deployment()` block: Ctrl-C (also one
+    caught by `block()`) means "now", a short drain; SIGTERM or a normal exit, the full one."""
+    if interrupted or (exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+                       and not issubclass(exc_type, Terminated)):
+        return CTRL_C_GRACE
+    return None
+
+
 class StopOnSignal:
-    """While active in the main thread, SIGTERM behaves like Ctrl-C (KeyboardInterrupt), so a
-    `with Flow()` block unwinds and stops its processes."""
+    """While active in the main thread, SIGTERM behaves like Ctrl-C (raises Terminated, a
+    KeyboardInterrupt), so a `with Flow()` block unwinds and stops its processes."""
 
     def __init__(self) -> None:
         self._previous: Any = None
@@ -114,7 +135,7 @@ class StopOnSignal:
 
     @staticmethod
     def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f'signal {signum}')
+        raise Terminated(f'signal {signum}')
 
     def __exit__(self, *exc: Any) -> None:
         if self._installed:

@@ -12,6 +12,17 @@ from importlib import metadata
 _STARTED = time.time()
 _SESSION_ID = str(uuid.uuid4())
 
+
+def _new_session() -> None:
+    """A process forked by the fork server is its own session, with its own uptime."""
+    global _STARTED, _SESSION_ID
+    _STARTED = time.time()
+    _SESSION_ID = str(uuid.uuid4())
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_new_session)
+
 # Environment variables plait reads; any other PLAIT_* that is set is reported too.
 KNOWN_ENVS = (
     'PLAIT_AUTH_TOKEN', 'PLAIT_DEFAULT_HOST', 'PLAIT_DEPLOYMENT_NAME', 'PLAIT_DISABLE_HEALTHCHECK_LOGS',

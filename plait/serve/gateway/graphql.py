@@ -11,7 +11,7 @@ No GraphiQL page is served: it would load its scripts from the internet.
 
 # no `from __future__ import annotations`: strawberry reads the annotations at runtime
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -21,25 +21,25 @@ from plait.serve.gateway.http_routes import JsonGateway
 
 @strawberry.input(description='A document to send')
 class DocumentInput:
-    id: Optional[str] = None
-    text: Optional[str] = None
-    uri: Optional[str] = None
-    mime_type: Optional[str] = None
-    parent_id: Optional[str] = None
-    tags: Optional[JSON] = None
-    embedding: Optional[list[float]] = None
-    fields: Optional[JSON] = strawberry.field(default=None, description='More fields, as a JSON object')
+    id: str | None = None
+    text: str | None = None
+    uri: str | None = None
+    mime_type: str | None = None
+    parent_id: str | None = None
+    tags: JSON | None = None
+    embedding: list[float] | None = None
+    fields: JSON | None = strawberry.field(default=None, description='More fields, as a JSON object')
 
 
 @strawberry.type(description='A document the Flow returned')
 class DocumentOutput:
-    id: Optional[str]
-    text: Optional[str]
-    uri: Optional[str]
-    mime_type: Optional[str]
-    parent_id: Optional[str]
-    tags: Optional[JSON]
-    embedding: Optional[list[Optional[float]]]
+    id: str | None
+    text: str | None
+    uri: str | None
+    mime_type: str | None
+    parent_id: str | None
+    tags: JSON | None
+    embedding: list[float | None] | None
     fields: JSON = strawberry.field(description='Every field of the document')
 
 
@@ -61,9 +61,9 @@ def _from_json(doc: dict[str, Any]) -> DocumentOutput:
 
 
 def build_schema(gateway: JsonGateway) -> strawberry.Schema:
-    async def docs(data: Optional[list[DocumentInput]] = None, exec_endpoint: str = '/',
-                   target_executor: Optional[str] = None,
-                   parameters: Optional[JSON] = None) -> list[DocumentOutput]:
+    async def docs(data: list[DocumentInput] | None = None, exec_endpoint: str = '/',
+                   target_executor: str | None = None,
+                   parameters: JSON | None = None) -> list[DocumentOutput]:
         body = {'data': [_to_json(d) for d in data or []], 'exec_endpoint': exec_endpoint,
                 'parameters': parameters or {}, 'target_executor': target_executor}
         status, answer = await gateway.handle(body)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Optional
+from typing import Any
 
 from plait.errors import RuntimeFailedToStart
 from plait.serve.gateway.config import GatewayConfig
@@ -23,14 +23,14 @@ def _log_level() -> str:
 
 class HttpServer:
     def __init__(self, core: GatewayCore, config: GatewayConfig, port: int, websocket: bool = False,
-                 logger: Optional[logging.Logger] = None):
+                 logger: logging.Logger | None = None):
         self.core = core
         self.config = config
         self.port = port
         self.websocket = websocket
         self.logger = logger or core.logger
         self._server: Any = None
-        self._main_loop: Optional[asyncio.Task] = None
+        self._main_loop: asyncio.Task | None = None
 
     def _uvicorn_config(self) -> Any:
         import uvicorn

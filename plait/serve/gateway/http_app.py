@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from importlib import metadata
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -62,7 +62,7 @@ def _add_probe_routes(app: Any, core: GatewayCore, no_debug: bool) -> None:
 
 
 def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
-              logger: Optional[logging.Logger] = None) -> Any:
+              logger: logging.Logger | None = None) -> Any:
     from plait.serve.gateway.http_limits import BodyLimitMiddleware
     from plait.serve.gateway.http_metrics import HttpMetrics, add_metrics_route
 

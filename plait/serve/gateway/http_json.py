@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import base64
 import math
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -32,7 +33,7 @@ _BLOB_PREFIX = 'base64:'
 # -- status --------------------------------------------------------------------------------------
 def status_json(status: StatusProto) -> dict[str, Any]:
     """A StatusProto as `{"code", "description", "exception"}` (exception null when unset)."""
-    exception: Optional[dict[str, Any]] = None
+    exception: dict[str, Any] | None = None
     if status.HasField('exception'):
         ex = status.exception
         exception = {'name': ex.name, 'args': list(ex.args), 'stacks': list(ex.stacks), 'executor': ex.executor}
@@ -57,7 +58,7 @@ def status_from_json(value: Any) -> StatusProto:
 
 
 # -- documents: protobuf -> JSON -----------------------------------------------------------------
-def _finite(value: float) -> Optional[float]:
+def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
@@ -182,7 +183,7 @@ def json_doc_list_proto(docs: Iterable[dict[str, Any]]) -> Any:
 
 
 # -- whole messages ------------------------------------------------------------------------------
-def message_json(request: Any, docs: Optional[list[dict[str, Any]]]) -> dict[str, Any]:
+def message_json(request: Any, docs: list[dict[str, Any]] | None) -> dict[str, Any]:
     """`{"header", "parameters", "routes", "data"}` of a (Raw)DataRequest, with field names as in
     the .proto (snake_case) and the status written whole when it is an error."""
     header = json_format.MessageToDict(request.header, preserving_proto_field_name=True,

@@ -4,7 +4,8 @@ size is announced (Content-Length) or only found while reading (chunked uploads)
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from plait.serve.gateway.connections import status_error
 from plait.serve.gateway.http_json import error_json

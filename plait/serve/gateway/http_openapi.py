@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -74,7 +74,7 @@ def _one_of(refs: list[dict[str, str]]) -> dict[str, Any]:
     return unique[0] if len(unique) == 1 else {'anyOf': unique}
 
 
-def _request_schema(doc: dict[str, Any], endpoints: Optional[list[str]]) -> dict[str, Any]:
+def _request_schema(doc: dict[str, Any], endpoints: list[str] | None) -> dict[str, Any]:
     properties: dict[str, Any] = {
         'data': {'anyOf': [{'type': 'array', 'items': doc},
                            {'type': 'object', 'properties': {'docs': {'type': 'array', 'items': doc}},

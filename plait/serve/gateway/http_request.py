@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.http_schema import BadInput, InputEncoder, MalformedBody
@@ -22,7 +22,7 @@ class JsonRequest:
     endpoint: str
     docs: list[Any] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
-    target_executor: Optional[str] = None
+    target_executor: str | None = None
     request_id: str = ''
 
 
@@ -30,7 +30,7 @@ def _pick(body: dict[str, Any], snake: str, camel: str) -> Any:
     return body[snake] if body.get(snake) is not None else body.get(camel)
 
 
-def _string(value: Any, name: str) -> Optional[str]:
+def _string(value: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise BadInput(f'{name} must be a string, got {type(value).__name__}')
@@ -46,7 +46,7 @@ def loads(raw: bytes | str) -> Any:
         raise MalformedBody(f'malformed JSON: {e}') from None
 
 
-def parse_body(body: Any, endpoint: Optional[str] = None) -> JsonRequest:
+def parse_body(body: Any, endpoint: str | None = None) -> JsonRequest:
     """Check the shape of a JSON request; `endpoint` fixes the executor endpoint (CRUD and
     exposed routes), else the body's exec_endpoint (default '/')."""
     if not isinstance(body, dict):

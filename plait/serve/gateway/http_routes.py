@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import grpc
 from fastapi import Request
@@ -60,19 +60,19 @@ class JsonGateway:
     """JSON requests in, JSON answers out (with their HTTP status): what HTTP routes and
     WebSocket text messages share."""
 
-    def __init__(self, core: GatewayCore, logger: Optional[logging.Logger] = None):
+    def __init__(self, core: GatewayCore, logger: logging.Logger | None = None):
         self.core = core
         self.encoder = InputEncoder()
         self.logger = logger or logging.getLogger('plait.gateway')
 
-    async def handle_bytes(self, raw: bytes | str, endpoint: Optional[str] = None) -> tuple[int, dict[str, Any]]:
+    async def handle_bytes(self, raw: bytes | str, endpoint: str | None = None) -> tuple[int, dict[str, Any]]:
         try:
             body = loads(raw)
         except BadInput as e:
             return e.http_status, error_json(status_error(str(e), name='BadRequest'))
         return await self.handle(body, endpoint)
 
-    async def handle(self, body: Any, endpoint: Optional[str] = None) -> tuple[int, dict[str, Any]]:
+    async def handle(self, body: Any, endpoint: str | None = None) -> tuple[int, dict[str, Any]]:
         request_id = ''
         try:
             parsed = parse_body(body, endpoint)
@@ -98,12 +98,12 @@ class DataRoute:
 
     path: str
     methods: list[str]
-    endpoint: Optional[str]
+    endpoint: str | None
     options: dict[str, Any]
 
 
 def data_routes(expose_endpoints: dict[str, dict[str, Any]], no_debug: bool, no_crud: bool,
-                logger: Optional[logging.Logger] = None) -> list[DataRoute]:
+                logger: logging.Logger | None = None) -> list[DataRoute]:
     """The data routes of a gateway: exposed endpoints first (they win over CRUD paths)."""
     routes: list[DataRoute] = []
     taken: set[tuple[str, str]] = set()

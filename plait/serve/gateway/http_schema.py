@@ -74,7 +74,7 @@ class _Builder:
             kind = self.type_of(prop)
             # optional fields stay unset (and off the wire) unless sent: the executor's own
             # defaults then apply
-            fields[field] = (kind, ...) if field in required else (Optional[kind], None)
+            fields[field] = (kind, ...) if field in required else (Optional[kind], None)  # noqa: UP045  (built at runtime)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # e.g. a field named like a BaseModel attribute
             return create_model(str(name), __base__=BaseDoc, **fields)
@@ -115,13 +115,13 @@ class _Builder:
         return Any
 
 
-def doc_model_from_schema(schema: dict[str, Any], name: Optional[str] = None) -> Any:
+def doc_model_from_schema(schema: dict[str, Any], name: str | None = None) -> Any:
     """A BaseDoc subclass accepting what `schema` (a pydantic JSON schema) describes."""
     builder = _Builder(schema.get('$defs') or schema.get('definitions') or {})
     return builder.model(schema, name or schema.get('title') or 'Document')
 
 
-def input_schema(schemas: dict[str, Any], endpoint: str) -> Optional[dict[str, Any]]:
+def input_schema(schemas: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
     """The JSON schema of the documents `endpoint` takes, if the executors published one."""
     entry = schemas.get(endpoint) or schemas.get(DEFAULT_ENDPOINT)
     if not isinstance(entry, dict) or not isinstance(entry.get('input'), dict):
@@ -130,7 +130,7 @@ def input_schema(schemas: dict[str, Any], endpoint: str) -> Optional[dict[str, A
     return model if isinstance(model, dict) else None
 
 
-def output_schema(schemas: dict[str, Any], endpoint: str) -> Optional[dict[str, Any]]:
+def output_schema(schemas: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
     entry = schemas.get(endpoint) or schemas.get(DEFAULT_ENDPOINT)
     if not isinstance(entry, dict) or not isinstance(entry.get('output'), dict):
         return None
@@ -194,7 +194,7 @@ class InputEncoder:
         content = DataContentProto()
         try:
             content.docs.CopyFrom(DocList[model](items).to_protobuf())
-        except Exception as e:  # a value docarray cannot put on the wire
+        except Exception as e:  # noqa: BLE001  (a value docarray cannot put on the wire)
             raise BadInput(f'data: cannot encode the documents: {e}') from None
         for doc in content.docs.docs:
             _drop_unset(doc)

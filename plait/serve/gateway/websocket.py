@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import WebSocket
 from google.protobuf.message import DecodeError
@@ -49,14 +49,14 @@ def _dumps(body: Any) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(',', ':'))
 
 
-def _subprotocol(websocket: Any) -> Optional[str]:
+def _subprotocol(websocket: Any) -> str | None:
     requested = websocket.scope.get('subprotocols') or []
     return next((p for p in requested if p in SUBPROTOCOLS), None)
 
 
 class WebSocketGateway:
     def __init__(self, core: GatewayCore, json_gateway: JsonGateway, prefetch: int,
-                 logger: Optional[logging.Logger] = None):
+                 logger: logging.Logger | None = None):
         self.core = core
         self.json = json_gateway
         self.prefetch = prefetch
