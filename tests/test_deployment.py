@@ -49,7 +49,7 @@ def test_executor_knows_its_name_replica_and_arguments(port):
 
 
 def test_replicas_are_load_balanced_and_survive_a_kill(port):
-    with Deployment(uses=WhoAmI, replicas=2, port=port, quiet=True) as dep:
+    with Deployment(uses=WhoAmI, replicas=2, port=port, quiet=True, restart=False) as dep:
         client = Client(port=port)
         replicas = {client.post('/', inputs=Document())[0].tags['replica'] for _ in range(10)}
         assert replicas == {0, 1}
@@ -60,7 +60,7 @@ def test_replicas_are_load_balanced_and_survive_a_kill(port):
 
 
 def test_killed_single_replica_gives_a_clear_error(port):
-    with Deployment(uses=WhoAmI, port=port, quiet=True) as dep:
+    with Deployment(uses=WhoAmI, port=port, quiet=True, restart=False) as dep:
         os.kill(dep._group.processes[0].pid, signal.SIGKILL)
         dep._group.processes[0].proc.wait(timeout=10)
         with pytest.raises(InternalNetworkError) as err:

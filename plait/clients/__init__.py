@@ -4,6 +4,7 @@ grpc, http or websocket, and ask whether it is ready."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any, AsyncIterator, Callable, Coroutine, Optional
 
@@ -57,13 +58,15 @@ class AsyncClient:
                              timeout: Optional[float], prefetch: Optional[int], results_in_order: bool,
                              return_type: Optional[type]) -> AsyncIterator[Any]:
         window = self.prefetch if prefetch is None else prefetch
-        async for proto in self._transport.send(requests, window, timeout, results_in_order):
-            response = DataRequest(proto, return_type)
-            ok = await callbacks.apply(response)
-            if return_responses:
-                yield response
-            elif ok:
-                yield response.docs
+        # aclosing: a callback that raises mid-stream still closes the transport's stream
+        async with contextlib.aclosing(self._transport.send(requests, window, timeout, results_in_order)) as stream:
+            async for proto in stream:
+                response = DataRequest(proto, return_type)
+                ok = await callbacks.apply(response)
+                if return_responses:
+                    yield response
+                elif ok:
+                    yield response.docs
 
     async def is_flow_ready(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
         return await self._transport.is_ready('flow', timeout)

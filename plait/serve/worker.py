@@ -235,6 +235,7 @@ class WorkerRuntime:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stop = asyncio.Event()
+        self.abandoned = False  # requests were still running in user threads when it stopped
 
     async def serve(self, requests: list[DataRequestProto], context: Any) -> DataRequestProto:
         if not self.lifecycle.accepts_requests or self.runner is None:
@@ -338,6 +339,7 @@ class WorkerRuntime:
         except asyncio.TimeoutError:
             self.logger.warning('grace period of %.1fs over with %d request(s) still running',
                                 self.config.grace, self._in_flight)
+            self.abandoned = True
         await server.stop(0.5)
         try:
             executor.close()
@@ -405,11 +407,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     ready_fd = os.environ.get('PLAIT_READY_FD')
     from plait.errors import RuntimeFailedToStart
 
+    runtime = WorkerRuntime(config)
     try:
-        return asyncio.run(WorkerRuntime(config).run(int(ready_fd) if ready_fd else None))
+        code = asyncio.run(runtime.run(int(ready_fd) if ready_fd else None))
     except RuntimeFailedToStart as e:
         get_logger(config.name).error('%s', e)
         return 1
+    if runtime.abandoned:
+        # user code still runs in a thread the interpreter would wait for at exit: the grace
+        # period is over, so leave now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == '__main__':
