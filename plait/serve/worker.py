@@ -104,7 +104,8 @@ class ExecutorRunner:
         return response
 
     def unknown_endpoint_message(self, endpoint: str) -> str:
-        return (f'endpoint {endpoint!r} is not served by executor {self.name}; '
+        shown = endpoint if len(endpoint) <= 200 else endpoint[:200] + '...'  # error details must stay small
+        return (f'endpoint {shown!r} is not served by executor {self.name}; '
                 f'it serves {self.executor.known_endpoints()}')
 
     async def _call(self, key: str, requests: list[DataRequestProto], response: DataRequestProto) -> None:

@@ -41,6 +41,9 @@ class SendError(Exception):
     def describe(self) -> str:
         first = (self.details or self.code.name).split(';')[0].strip()
         where = '{' + ', '.join(repr(a) for a in self.addresses) + '}'
+        if self.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED):
+            return (f'{first} |Gateway: deployment {self.deployment} at address(es) {where} refused the '
+                    f'request ({self.code.name}).')
         if self.code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return (f'{first} |Gateway: Communication error with deployment {self.deployment} at '
                     f'address(es) {where}. The executor did not answer within timeout_send.')

@@ -159,7 +159,8 @@ class Graph:
             return
         if any(d.serves(endpoint) for d in self.deployments.values()):
             return
-        message = (f'endpoint {endpoint!r} is not served by any executor of this Flow; served endpoints: '
+        shown = endpoint if len(endpoint) <= 200 else endpoint[:200] + '...'  # error details must stay small
+        message = (f'endpoint {shown!r} is not served by any executor of this Flow; served endpoints: '
                    f'{[e for e in self.all_endpoints() if e != DRY_RUN_ENDPOINT]}')
         request.header.status.CopyFrom(status_error(message, name='BadRequest'))
         raise RoutingFailure(request, grpc.StatusCode.NOT_FOUND)

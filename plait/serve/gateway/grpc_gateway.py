@@ -18,6 +18,15 @@ from plait.serve.gateway.graph import RoutingFailure
 from plait.serve.grpc_server import bytes_service
 
 _IS_ERROR = (('is-error', 'true'),)
+# an executor refused the request itself (malformed documents, too large): a gRPC status for
+# the caller, not an error response that would carry the offending bytes back
+_REFUSED = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+class _Refused(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 def _parse(body: bytes) -> RawDataRequest:
@@ -33,10 +42,14 @@ class GrpcGateway:
         self.prefetch = prefetch
 
     async def _route(self, body: bytes) -> bytes:
-        """The serialized response, errors reported in its header; ValueError for bad input."""
+        """The serialized response, errors reported in its header; _Refused for bad input."""
         try:
             return (await self.core.process(_parse(body))).SerializeToString()
+        except ValueError as e:  # malformed bytes, bad target_executor regex
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
         except RoutingFailure as failure:
+            if failure.code in _REFUSED:
+                raise _Refused(failure.code, failure.response.header.status.description) from None
             return failure.response.SerializeToString()
 
     async def process_single_data(self, body: bytes, context: Any) -> bytes:
@@ -45,8 +58,9 @@ class GrpcGateway:
         except ValueError as e:  # malformed bytes, bad target_executor regex
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except RoutingFailure as failure:
-            if failure.code == grpc.StatusCode.NOT_FOUND:  # no executor serves the endpoint
-                await context.abort(grpc.StatusCode.NOT_FOUND, failure.response.header.status.description)
+            # no executor serves the endpoint, or one refused the request itself
+            if failure.code == grpc.StatusCode.NOT_FOUND or failure.code in _REFUSED:
+                await context.abort(failure.code, failure.response.header.status.description)
             context.set_trailing_metadata(_IS_ERROR)
             return failure.response.SerializeToString()
         if response.header.status.code == jina_common_pb2.StatusProto.ERROR:
@@ -66,7 +80,7 @@ class GrpcGateway:
         async def handle(index: int, body: bytes) -> None:
             try:
                 reply = await self._route(body)
-            except ValueError as e:  # malformed input: end the stream with a clear status
+            except _Refused as e:  # malformed input: end the stream with a clear status
                 reply = e
             await results.put((index, reply))
 
@@ -92,8 +106,8 @@ class GrpcGateway:
                 received += 1
                 if window is not None:
                     window.release()
-                if isinstance(reply, Exception):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(reply))
+                if isinstance(reply, _Refused):
+                    await context.abort(reply.code, str(reply))
                 if not in_order:
                     yield reply
                     continue
