@@ -13,7 +13,18 @@ from collections.abc import Callable
 from typing import Any
 
 import floor
-from common import LOCAL, Section, Settings, cpu_seconds, guarded, import_table, median, section_main
+from common import (
+    LOCAL,
+    Section,
+    Settings,
+    Table,
+    cpu_seconds,
+    guarded,
+    import_table,
+    median,
+    percentile,
+    section_main,
+)
 from load import client_latency, make_docs, request_bytes
 
 SINGLE = '/jina.JinaSingleDataRequestRPC/process_single_data'
@@ -86,6 +97,28 @@ def _cpu(section: Section, settings: Settings, fl: floor.FloorServer) -> None:
                 rows[key].floor.append(raw_client)
 
 
+def _transport_shapes(section: Section, settings: Settings, fl: floor.FloorServer) -> None:
+    """Raw grpc.aio only: a unary call against one message on an open stream, same bytes."""
+    count = 300 if settings.quick else 1500
+    payload = request_bytes(make_docs(1))[0]
+    shapes = {'unary call (what every plait hop uses today)': floor.latency,
+              'message on an open bidi stream, ping-pong': floor.stream_latency}
+    figures: dict[str, dict[str, list[float]]] = {
+        name: {'p50': [], 'server': [], 'client': []} for name in shapes}
+    for _ in range(settings.reps):
+        for name, measure in shapes.items():
+            server, client = cpu_seconds(fl.pid), time.process_time()
+            times = asyncio.run(measure(fl.address, payload, count, 50))
+            figures[name]['server'].append((cpu_seconds(fl.pid) - server) * 1000 / (count + 50))
+            figures[name]['client'].append((time.process_time() - client) * 1000 / (count + 50))
+            figures[name]['p50'].append(percentile(times, 50) * 1000)
+    rows = [[name, f'{median(f["p50"]):.2f}', f'{median(f["server"]):.2f}', f'{median(f["client"]):.2f}']
+            for name, f in figures.items()]
+    section.tables.append(Table('Raw grpc.aio, the same 1-doc bytes: unary call vs one message on an open '
+                                f'stream (medians of {settings.reps})',
+                                ['shape', 'p50 ms', 'server CPU ms/req', 'client CPU ms/req'], rows))
+
+
 def _codec_steps(docs: Any) -> list[tuple[str, Callable[[], Any]]]:
     """Each step of the document path for one request carrying `docs`, as a callable."""
     from plait.documents import DocumentArray
@@ -135,8 +168,8 @@ def _imports(section: Section) -> None:
         section.row(f'{process} process: top-level import time (one run)', 'ms').plait.append(total)
 
 
-def run(settings: Settings) -> Section:
-    section = Section('breakdown', 'E. Where the time of a request goes', notes=[
+def new_section() -> Section:
+    return Section('breakdown', 'E. Where the time of a request goes', notes=[
         ('Server rows: the serialized 1-doc request is sent by a bare grpc.aio client as raw bytes to '
         '`process_single_data`, sequentially; CPU time (utime+stime from /proc) of each server process is '
         'divided by the number of requests. Floor: the same for the raw echo server.'),
@@ -147,17 +180,19 @@ def run(settings: Settings) -> Section:
         'ready; on 2 cores, N processes starting together pay this N times over.'),
     ])
 
+
+def measure(section: Section, settings: Settings) -> None:
     def cpu() -> None:
         from plait.orchestrate.ports import free_port
 
         with floor.FloorServer(free_port()) as fl:
             _cpu(section, settings, fl)
+            _transport_shapes(section, settings, fl)
 
     guarded(section, 'CPU per request', cpu)
     guarded(section, 'codec costs', lambda: _codec(section, settings))
     guarded(section, 'import times', lambda: _imports(section))
-    return section
 
 
 if __name__ == '__main__':
-    section_main(run)
+    section_main(new_section, measure)

@@ -347,8 +347,9 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f'signal {signum}')  # unwinds `with Flow()` blocks: children stopped
 
 
-def section_main(run: Callable[[Settings], Section]) -> None:
-    """Parse `--reps N --quick --out FILE`, run the section, write its JSON (also on failure)."""
+def section_main(new_section: Callable[[], Section], measure: Callable[[Section, Settings], None]) -> None:
+    """Parse `--reps N --quick --out FILE`, fill a new section with `measure`, and write its
+    JSON, also with what was measured before a failure or an interruption."""
     parser = argparse.ArgumentParser()
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--quick', action='store_true', help='fewer requests: a smoke run')
@@ -356,7 +357,11 @@ def section_main(run: Callable[[Settings], Section]) -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     start = time.monotonic()
-    section = run(Settings(max(1, args.reps), args.quick))
+    section = new_section()
+    try:
+        measure(section, Settings(max(1, args.reps), args.quick))
+    except KeyboardInterrupt:  # stopped from outside: keep what was measured so far
+        section.error = 'interrupted'
     section.seconds = time.monotonic() - start
     text = json.dumps(section.to_json(), indent=1)
     if args.out:

@@ -63,8 +63,8 @@ def _free_port() -> int:
     return free_port()
 
 
-def run(settings: Settings) -> Section:
-    section = Section('deployment', 'A. Deployment: one no-op Executor', notes=[
+def new_section() -> Section:
+    return Section('deployment', 'A. Deployment: one no-op Executor', notes=[
         ('Executor: `NoOp` in `benchmarks/bench_executors.py`, '
         '`@requests def foo(self, docs, **kwargs): pass`. '
         'It is imported by name in the worker, and its documents **are decoded** into a DocumentArray '
@@ -78,9 +78,11 @@ def run(settings: Settings) -> Section:
         ('Latency: blocking `Client.post` of one Document, sequential, after a warm-up. '
         '`is_deployment_ready()` "when nothing listens" uses a Client aimed at a free port.'),
     ])
+
+
+def measure(section: Section, settings: Settings) -> None:
     guarded(section, 'traffic figures', lambda: _run_with_floor(section, settings))
     guarded(section, 'start-up figures', lambda: _startup(section, settings))
-    return section
 
 
 def _run_with_floor(section: Section, settings: Settings) -> None:
@@ -89,4 +91,4 @@ def _run_with_floor(section: Section, settings: Settings) -> None:
 
 
 if __name__ == '__main__':
-    section_main(run)
+    section_main(new_section, measure)

@@ -129,6 +129,24 @@ async def latency(address: str, payload: bytes, count: int, warmup: int, path: s
         return times
 
 
+async def stream_latency(address: str, payload: bytes, count: int, warmup: int) -> list[float]:
+    """Seconds per message sent and echoed back on one open bidirectional stream, one at a
+    time (ping-pong): the per-message cost of a stream, against a unary call's per-call cost."""
+    async with _channel(address) as channel:
+        call = channel.stream_stream(STREAM)()
+        for _ in range(warmup):
+            await call.write(payload)
+            await call.read()
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            await call.write(payload)
+            await call.read()
+            times.append(time.perf_counter() - start)
+        await call.done_writing()
+        return times
+
+
 async def throughput(address: str, payload: bytes, clients: int, seconds: float) -> float:
     """Requests/s of `clients` tasks, each with its own channel, each calling back to back."""
     channels = [_channel(address) for _ in range(clients)]

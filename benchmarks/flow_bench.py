@@ -97,8 +97,8 @@ def _startup(section: Section, settings: Settings) -> None:
                              STARTUP_TARGETS.get(count))
 
 
-def run(settings: Settings) -> Section:
-    section = Section('flow', 'B. Flow: no-op Executors behind the gRPC gateway', notes=[
+def new_section() -> Section:
+    return Section('flow', 'B. Flow: no-op Executors behind the gRPC gateway', notes=[
         ('Same `NoOp` Executor as in A (documents decoded and re-encoded by the executor). The gateway '
         'passes documents through as bytes (`RawDataRequest`), never decoding them.'),
         ('Every request makes two hops (client → gateway → executor); the floor is the single-hop raw '
@@ -108,6 +108,8 @@ def run(settings: Settings) -> Section:
         'for readiness rows: a raw `Health/Check` on the floor server.'),
     ])
 
+
+def measure(section: Section, settings: Settings) -> None:
     def traffic_and_readiness() -> None:
         from plait.orchestrate.ports import free_port
 
@@ -117,8 +119,7 @@ def run(settings: Settings) -> Section:
 
     guarded(section, 'traffic and readiness', traffic_and_readiness)
     guarded(section, 'start-up figures', lambda: _startup(section, settings))
-    return section
 
 
 if __name__ == '__main__':
-    section_main(run)
+    section_main(new_section, measure)

@@ -40,12 +40,15 @@ def _measure(section: Section, settings: Settings, protocol: str, fl: floor.Floo
         row.floor.append(rss_mb(fl.pid))
 
 
-def run(settings: Settings) -> Section:
-    section = Section('http', 'D. HTTP and WebSocket gateway: one no-op Executor', notes=[
+def new_section() -> Section:
+    return Section('http', 'D. HTTP and WebSocket gateway: one no-op Executor', notes=[
         ('A one-executor Flow with `protocol="http"` or `"websocket"`, driven by the plait Client of '
         'that protocol; same figures and floor as B (the floor stays the raw gRPC echo: it shows what '
         'the protocol costs on top of gRPC).'),
     ])
+
+
+def measure(section: Section, settings: Settings) -> None:
     available = []
     for protocol in PROTOCOLS:
         reason = unavailable_reason(protocol)
@@ -54,7 +57,7 @@ def run(settings: Settings) -> Section:
         else:
             available.append(protocol)
     if not available:
-        return section
+        return
 
     def measure_all() -> None:
         from plait.orchestrate.ports import free_port
@@ -64,8 +67,7 @@ def run(settings: Settings) -> Section:
                 guarded(section, f'{protocol} figures', lambda p=protocol: _measure(section, settings, p, fl))
 
     guarded(section, 'http/websocket figures', measure_all)
-    return section
 
 
 if __name__ == '__main__':
-    section_main(run)
+    section_main(new_section, measure)

@@ -105,18 +105,21 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def run(settings: Settings) -> Section:
-    section = Section('probe', 'C. The `plait ping` probe', notes=[
+def new_section() -> Section:
+    return Section('probe', 'C. The `plait ping` probe', notes=[
         ('Target: a live executor (a one-replica Deployment of the `NoOp` Executor). Floor: '
         '`benchmarks/floor.py probe`, a fresh interpreter that imports grpcio and makes one raw '
         '`Health/Check` against the same executor.'),
     ])
+
+
+def measure(section: Section, settings: Settings) -> None:
     reason = unavailable_reason()
     if reason:
         section.not_measured('`plait ping executor` wall time and peak RSS', reason)
-        return section
+        return
 
-    def measure() -> None:
+    def with_live_executor() -> None:
         from bench_executors import NoOp
 
         from plait import Deployment
@@ -124,11 +127,10 @@ def run(settings: Settings) -> Section:
         with Deployment(uses=NoOp, quiet=True) as dep:
             _measure(section, settings, dep.port)
 
-    guarded(section, 'probe figures', measure)
+    guarded(section, 'probe figures', with_live_executor)
     if shutil.which(TIME_BIN) is None:
         section.notes.append('`/usr/bin/time` is not installed: peak memory read with getrusage.')
-    return section
 
 
 if __name__ == '__main__':
-    section_main(run)
+    section_main(new_section, measure)

@@ -50,15 +50,9 @@ def run_section(key: str, args: argparse.Namespace) -> Section:
                 error = f'exited with code {code}'
         except subprocess.TimeoutExpired:
             error = f'did not finish within {args.section_timeout:.0f} s; stopped'
-            proc.send_signal(signal.SIGTERM)  # the section unwinds its `with` blocks
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
         except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=20)
+            stop(proc)
             raise
         finally:
             leftovers = kill_leftovers()
@@ -73,6 +67,22 @@ def run_section(key: str, args: argparse.Namespace) -> Section:
         print(f'   {title}: {time.monotonic() - start:.0f} s{" — " + error if error else ""}',
               file=sys.stderr, flush=True)
         return section
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM a section (it unwinds its `with` blocks, stopping what it started), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f'signal {signum}')
 
 
 def _marked_pids() -> list[int]:
@@ -124,6 +134,8 @@ def summary(sections: list[Section]) -> list[str]:
             letter = section.title.split('.')[0]
             lines.append(f'| {letter} | {row.metric} | {fmt(p, row.unit)} {row.unit}{ratio} | '
                          f'{floor_text} | {row.target.describe(row.unit)} | {verdict} |')
+    if len(lines) == 4:
+        lines.append('| | no figure with a target was measured in this run | | | | |')
     return lines + ['']
 
 
@@ -163,9 +175,14 @@ def main() -> int:
     parser.add_argument('--section-timeout', type=float, default=420.0, help='seconds per section')
     args = parser.parse_args()
     os.environ[MARKER] = str(os.getpid())
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     machine = machine_info()
     start = time.monotonic()
-    sections = [run_section(key, args) for key in (args.only or SECTIONS)]
+    try:
+        sections = [run_section(key, args) for key in (args.only or SECTIONS)]
+    except KeyboardInterrupt:
+        print(f'interrupted: {args.out} not written', file=sys.stderr)
+        return 130
     seconds = time.monotonic() - start
     Path(args.out).write_text(render(sections, machine, args, seconds), encoding='utf-8')
     print(f'wrote {args.out} in {seconds:.0f} s', file=sys.stderr)

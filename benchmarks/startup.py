@@ -75,7 +75,8 @@ def floor_figures() -> dict[str, float]:
     from plait.orchestrate.ports import free_port
 
     with FloorServer(free_port()) as fl:
-        return {'start': fl.startup_s, 'cpu': cpu_seconds(fl.pid), 'rss': rss_mb(fl.pid), 'pss': pss_mb(fl.pid)}
+        return {'start': fl.startup_s, 'cpu': cpu_seconds(fl.pid), 'rss': rss_mb(fl.pid),
+                'pss': pss_mb(fl.pid)}
 
 
 def add_rows(section: Any, kind: str, count: int, t: dict[str, Any], floor: dict[str, float],

@@ -69,7 +69,8 @@ def test_seed_grpc_flow_health_readiness_dry_run_status_and_kill(seed_flow: Scri
     for key in ('plait', 'docarray', 'grpcio', 'protobuf', 'python', 'platform', 'uptime', 'session-id'):
         assert info['jina'].get(key), f'_status lacks {key}: {info["jina"]}'
     assert info['envs']['PLAIT_LOG_LEVEL'] == 'DEBUG'
-    assert info['envs']['PLAIT_DEFAULT_HOST'] == '(unset)'
+    assert info['envs']['PLAIT_GRPC_RECV_BYTES'] == '(unset)'
+    assert 'PLAIT_READY_FD' not in info['envs'] and 'PLAIT_PARENT_PID' not in info['envs']
     assert all(k.startswith('PLAIT_') and v for k, v in info['envs'].items())
     assert grpcurl_json(EXECUTOR, STATUS)['jina']['session-id'] != info['jina']['session-id']
 
@@ -109,6 +110,7 @@ def assert_down_body(failure: dict) -> None:
     assert failure['exception']['args'] == [DOWN_DESCRIPTION]
     stacks = failure['exception']['stacks']
     assert stacks and stacks[0].startswith('Traceback') and DOWN_DESCRIPTION in stacks[-1], stacks
+    assert stacks[-1].startswith('plait.errors.InternalNetworkError: '), stacks[-1]
 
 
 def test_seed_checks_while_the_killed_executor_stays_down() -> None:

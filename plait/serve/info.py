@@ -25,10 +25,11 @@ if hasattr(os, 'register_at_fork'):
 
 # Environment variables plait reads; any other PLAIT_* that is set is reported too.
 KNOWN_ENVS = (
-    'PLAIT_AUTH_TOKEN', 'PLAIT_DEFAULT_HOST', 'PLAIT_DEPLOYMENT_NAME', 'PLAIT_DISABLE_HEALTHCHECK_LOGS',
-    'PLAIT_GRPC_RECV_BYTES', 'PLAIT_GRPC_SEND_BYTES', 'PLAIT_LOG_LEVEL', 'PLAIT_LOG_NO_COLOR',
-    'PLAIT_RANDOM_PORT_MAX', 'PLAIT_RANDOM_PORT_MIN',
+    'PLAIT_FORKSERVER', 'PLAIT_GRPC_RECV_BYTES', 'PLAIT_GRPC_SEND_BYTES', 'PLAIT_LOG_LEVEL',
+    'PLAIT_LOG_NO_COLOR', 'PLAIT_RANDOM_PORT_MAX', 'PLAIT_RANDOM_PORT_MIN', 'PLAIT_TLS_CA',
 )
+# set by plait for its own processes: plumbing, not configuration
+_INTERNAL_ENVS = ('PLAIT_PARENT_PID', 'PLAIT_READY_FD')
 _SECRET_MARKERS = ('TOKEN', 'KEY', 'SECRET', 'PASSWORD', 'PASSWD', 'CREDENTIAL')
 
 
@@ -74,7 +75,7 @@ def _is_secret(name: str) -> bool:
 
 
 def plait_envs() -> dict[str, str]:
-    names = set(KNOWN_ENVS) | {k for k in os.environ if k.startswith('PLAIT_')}
+    names = (set(KNOWN_ENVS) | {k for k in os.environ if k.startswith('PLAIT_')}) - set(_INTERNAL_ENVS)
     envs = {}
     for name in sorted(names):
         value = os.environ.get(name)

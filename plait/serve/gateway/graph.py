@@ -14,6 +14,7 @@ from typing import Any, Optional
 import grpc
 from google.protobuf import timestamp_pb2
 
+from plait.errors import InternalNetworkError
 from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
@@ -173,7 +174,7 @@ class Graph:
             request = inputs[0] if len(inputs) == 1 else self._join(inputs)
             conn = self.deployments[target.name]
             skip = (request.header.status.code == ERROR
-                    or (target_re is not None and not target_re.fullmatch(target.name))
+                    or (target_re is not None and not target_re.match(target.name))  # a prefix match, as Jina does
                     or (endpoint != DRY_RUN_ENDPOINT and not conn.serves(endpoint)))
             condition = self.conditions.get(target.name)
             if condition is not None and not skip and endpoint != DRY_RUN_ENDPOINT:
@@ -225,7 +226,10 @@ class Graph:
         except SendError as e:
             failed = RawDataRequest()
             failed.CopyFrom(request)
-            stacks = traceback.format_exception(type(e), e, e.__traceback__)
+            try:  # the stack users see ends in the InternalNetworkError they can look up
+                raise InternalNetworkError(e.describe(), e.deployment, e.addresses) from e
+            except InternalNetworkError as network_error:
+                stacks = traceback.format_exception(network_error)
             failed.header.status.CopyFrom(status_error(e.describe(), stacks=stacks))
             self.logger.warning('%s', e.describe())
             raise RoutingFailure(failed, e.code) from None
