@@ -13,19 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import floor
-from common import (
-    LOCAL,
-    Section,
-    Settings,
-    Table,
-    cpu_seconds,
-    guarded,
-    import_table,
-    median,
-    percentile,
-    section_main,
-)
+from common import LOCAL, Settings, cpu_seconds, guarded, import_table, section_main
 from load import client_latency, make_docs, request_bytes
+from results import Section, Table
+from stats import median, percentile
 
 SINGLE = '/jina.JinaSingleDataRequestRPC/process_single_data'
 
@@ -171,13 +162,13 @@ def _imports(section: Section) -> None:
 def new_section() -> Section:
     return Section('breakdown', 'E. Where the time of a request goes', notes=[
         ('Server rows: the serialized 1-doc request is sent by a bare grpc.aio client as raw bytes to '
-        '`process_single_data`, sequentially; CPU time (utime+stime from /proc) of each server process is '
-        'divided by the number of requests. Floor: the same for the raw echo server.'),
+         '`process_single_data`, sequentially; CPU time (utime+stime from /proc) of each server process is '
+         'divided by the number of requests. Floor: the same for the raw echo server.'),
         ('Client rows: CPU time of the client process per 1-doc request (building, sending, decoding), '
-        'against a bare grpc.aio client sending the prebuilt bytes to the same executor.'),
+         'against a bare grpc.aio client sending the prebuilt bytes to the same executor.'),
         'Codec rows: in-process wall time of each step of the document path, no network.',
         ('Import rows and tables: `python -X importtime` of what each serving process imports before it is '
-        'ready; on 2 cores, N processes starting together pay this N times over.'),
+         'ready; on 2 cores, N processes starting together pay this N times over.'),
     ])
 
 

@@ -1,6 +1,6 @@
-"""What every benchmark section shares: statistics, timing, process memory, the machine's
-description, the result model (rows of per-repetition values beside the raw-grpcio floor) and
-its Markdown rendering, and the harness each section runs under as its own process."""
+"""What every benchmark section shares: its processes (memory, CPU, environment, cleanup), the
+machine's description, import-time profiles, and the harness each section runs under as its
+own process."""
 
 from __future__ import annotations
 
@@ -12,52 +12,20 @@ import os
 import platform
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from results import Section, Table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 LOCAL = '127.0.0.1'
-
-
-# -- statistics -------------------------------------------------------------------------------
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation; nan for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low, high = math.floor(pos), math.ceil(pos)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def median(values: Sequence[float]) -> float:
-    clean = [v for v in values if v is not None and not math.isnan(v)]
-    return statistics.median(clean) if clean else math.nan
-
-
-def time_calls(fn: Callable[[], Any], count: int, budget_s: float = math.inf) -> list[float]:
-    """Wall time in seconds of each of `count` sequential calls of `fn`; stops early once
-    `budget_s` seconds are spent (after at least 100 calls), so a slow path stays bounded."""
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    for _ in range(count):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        if start > deadline and len(times) >= 100:
-            break
-    return times
-
-
-def ms(seconds: Sequence[float]) -> list[float]:
-    return [s * 1000 for s in seconds]
+RUN_MARKER = 'PLAIT_BENCH_RUN'  # in the environment of every process a run starts, to find leftovers
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -169,6 +137,9 @@ def machine_info() -> dict[str, str]:
         'protobuf': package_version('protobuf'),
         'docarray': package_version('docarray'),
         'plait': package_version('plait'),
+        'PLAIT_* environment of the services': ' '.join(
+            f'{k}={v}' for k, v in sorted(python_env().items())
+            if k.startswith('PLAIT_') and k != RUN_MARKER),
         'load average at start (1/5/15 min)': load,
     }
 
@@ -205,137 +176,6 @@ def import_table(title: str, command: list[str], top: int = 12) -> tuple[Table, 
                  ['module', 'nesting depth', 'cumulative ms', 'self ms'], rows), total
 
 
-# -- results ----------------------------------------------------------------------------------
-@dataclass
-class Target:
-    """What a figure is reported against (never asserted): `ratio_max` bounds plait/floor,
-    `max` bounds the plait value itself, in the row's unit."""
-
-    kind: str  # 'ratio_max' | 'max'
-    value: float
-
-    def describe(self, unit: str) -> str:
-        return f'<= {self.value:g}x floor' if self.kind == 'ratio_max' else f'< {self.value:g} {unit}'
-
-    def met(self, plait: float, floor: float) -> bool | None:
-        if math.isnan(plait) or (self.kind == 'ratio_max' and (floor is None or math.isnan(floor))):
-            return None
-        if self.kind == 'ratio_max':
-            return plait / floor <= self.value
-        return plait < self.value
-
-
-@dataclass
-class Row:
-    """One figure: a value per repetition for plait and (optionally) for the floor."""
-
-    metric: str
-    unit: str
-    plait: list[float] = field(default_factory=list)
-    floor: list[float] = field(default_factory=list)
-    target: Target | None = None
-    note: str = ''
-
-
-@dataclass
-class Table:
-    """A free-form table (e.g. the slowest imports of the probe)."""
-
-    title: str
-    header: list[str]
-    rows: list[list[str]]
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    notes: list[str] = field(default_factory=list)
-    rows: list[Row] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    seconds: float = 0.0
-    error: str = ''
-
-    def row(self, metric: str, unit: str, target: Target | None = None, note: str = '') -> Row:
-        """The row named `metric`, created on first use (repetitions append to it)."""
-        for existing in self.rows:
-            if existing.metric == metric:
-                return existing
-        new = Row(metric, unit, target=target, note=note)
-        self.rows.append(new)
-        return new
-
-    def not_measured(self, metric: str, reason: str) -> None:
-        self.rows.append(Row(metric, '', note=f'not measured: {reason}'))
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Section:
-        rows = []
-        for r in data.get('rows', []):
-            target = Target(**r['target']) if r.get('target') else None
-            rows.append(Row(r['metric'], r['unit'], r['plait'], r['floor'], target, r.get('note', '')))
-        tables = [Table(**t) for t in data.get('tables', [])]
-        return cls(data['key'], data['title'], data.get('notes', []), rows, tables,
-                   data.get('seconds', 0.0), data.get('error', ''))
-
-
-# -- rendering --------------------------------------------------------------------------------
-_DECIMALS = {'ms': 2, 's': 3, 'MB': 1, 'req/s': 0, 'docs/s': 0, 'µs': 0}
-
-
-def fmt(value: float, unit: str) -> str:
-    if value is None or math.isnan(value):
-        return 'n/a'
-    decimals = _DECIMALS.get(unit, 2)
-    return f'{value:,.{decimals}f}'
-
-
-def _cell(values: list[float], unit: str) -> str:
-    clean = [v for v in values if v is not None and not math.isnan(v)]
-    if not clean:
-        return '–'
-    text = f'{fmt(median(clean), unit)} {unit}'
-    if len(clean) > 1 and fmt(min(clean), unit) != fmt(max(clean), unit):
-        text += f' <sub>({fmt(min(clean), unit)}–{fmt(max(clean), unit)})</sub>'
-    return text
-
-
-def render_section(section: Section) -> str:
-    out = [f'## {section.title}', '']
-    if section.error:
-        out += [f'**Section failed:** `{section.error}`', '']
-    out += [f'- {note}' for note in section.notes]
-    if section.notes:
-        out.append('')
-    if section.rows:
-        out += ['| figure | plait | raw-grpcio floor | plait / floor | target | met? |',
-                '|---|---|---|---|---|---|']
-        for row in section.rows:
-            if not row.plait and row.note.startswith('not measured'):
-                out.append(f'| {row.metric} | {row.note} | | | | |')
-                continue
-            p, f = median(row.plait), median(row.floor)
-            ratio = f'{p / f:.2f}x' if row.floor and f and not math.isnan(f) and not math.isnan(p) else ''
-            target = row.target.describe(row.unit) if row.target else ''
-            met = row.target.met(p, f) if row.target else None
-            verdict = {True: 'yes', False: '**no**', None: ''}[met]
-            metric = row.metric + (f' <sub>{row.note}</sub>' if row.note else '')
-            out.append(f'| {metric} | {_cell(row.plait, row.unit)} | {_cell(row.floor, row.unit)} | '
-                       f'{ratio} | {target} | {verdict} |')
-        out.append('')
-    for table in section.tables:
-        out += [f'**{table.title}**', '', '| ' + ' | '.join(table.header) + ' |',
-                '|' + '---|' * len(table.header)]
-        out += ['| ' + ' | '.join(cells) + ' |' for cells in table.rows]
-        out.append('')
-    if section.seconds:
-        out += [f'<sub>section took {section.seconds:.0f} s</sub>', '']
-    return '\n'.join(out)
-
-
 # -- the harness a section runs under ---------------------------------------------------------
 @dataclass
 class Settings:
@@ -356,6 +196,7 @@ def section_main(new_section: Callable[[], Section], measure: Callable[[Section,
     parser.add_argument('--out', default=None, help='where to write the JSON result (default: stdout)')
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
     start = time.monotonic()
     section = new_section()
     try:

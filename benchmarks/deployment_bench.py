@@ -7,8 +7,9 @@ import asyncio
 
 import floor
 import startup
-from common import LOCAL, Section, Settings, guarded, rss_mb, section_main
+from common import LOCAL, Settings, guarded, rss_mb, section_main
 from load import TrafficFigures, measure_traffic, readiness_rows
+from results import Section
 
 REPLICA_COUNTS = (1, 3)
 
@@ -66,17 +67,18 @@ def _free_port() -> int:
 def new_section() -> Section:
     return Section('deployment', 'A. Deployment: one no-op Executor', notes=[
         ('Executor: `NoOp` in `benchmarks/bench_executors.py`, '
-        '`@requests def foo(self, docs, **kwargs): pass`. '
-        'It is imported by name in the worker, and its documents **are decoded** into a DocumentArray '
-        'and encoded back on every request (no type hints: the generic Document).'),
+         '`@requests def foo(self, docs, **kwargs): pass`. '
+         'It is imported by name in the worker, and its documents **are decoded** into a DocumentArray '
+         'and encoded back on every request (no type hints: the generic Document).'),
         ('One replica: the client talks to the executor process directly (no gateway). Three replicas: '
-        'a gateway process balances over them.'),
+         'a gateway process balances over them.'),
         ('Floor: a bare `grpc.aio` server in its own process echoing the same serialized '
-        'DataRequestProto bytes (1 document) on a unary call, called by a bare `grpc.aio` client; '
-        'for docs/s the 100-document requests are echoed over one bidirectional stream; for readiness '
-        'a raw `grpc.health.v1.Health/Check`; for start-up, process start to listening.'),
+         'DataRequestProto bytes (1 document) on a unary call, called by a bare `grpc.aio` client; '
+         'for docs/s the 100-document requests are echoed over one bidirectional stream; for readiness '
+         'a raw `grpc.health.v1.Health/Check`; for start-up, process start to listening.'),
         ('Latency: blocking `Client.post` of one Document, sequential, after a warm-up. '
-        '`is_deployment_ready()` "when nothing listens" uses a Client aimed at a free port.'),
+         '`is_deployment_ready()` "when nothing listens" uses a Client aimed at a free port.'),
+        startup.NOTE,
     ])
 
 

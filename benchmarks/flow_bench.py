@@ -12,8 +12,10 @@ from typing import Any
 
 import floor
 import startup
-from common import LOCAL, Section, Settings, Target, guarded, median, ms, rss_mb, section_main
+from common import LOCAL, Settings, guarded, rss_mb, section_main
 from load import TrafficFigures, measure_traffic, readiness_rows, repeat_probe
+from results import Section, Target
+from stats import median, ms
 
 EXECUTOR_COUNTS = (1, 3, 5)
 STARTUP_TARGETS = {1: 0.6, 5: 1.0}
@@ -100,12 +102,13 @@ def _startup(section: Section, settings: Settings) -> None:
 def new_section() -> Section:
     return Section('flow', 'B. Flow: no-op Executors behind the gRPC gateway', notes=[
         ('Same `NoOp` Executor as in A (documents decoded and re-encoded by the executor). The gateway '
-        'passes documents through as bytes (`RawDataRequest`), never decoding them.'),
+         'passes documents through as bytes (`RawDataRequest`), never decoding them.'),
         ('Every request makes two hops (client → gateway → executor); the floor is the single-hop raw '
-        'grpc echo of A, so a 2-hop system cannot reach 1.0x.'),
+         'grpc echo of A, so a 2-hop system cannot reach 1.0x.'),
         ('Readiness "with an executor down": the only executor of a 1-executor Flow is killed with '
-        'SIGKILL; the gateway learns it from its Health/Watch stream, then the checks are timed. Floor '
-        'for readiness rows: a raw `Health/Check` on the floor server.'),
+         'SIGKILL; the gateway learns it from its Health/Watch stream, then the checks are timed. Floor '
+         'for readiness rows: a raw `Health/Check` on the floor server.'),
+        startup.NOTE,
     ])
 
 

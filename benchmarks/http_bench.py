@@ -7,8 +7,9 @@ from __future__ import annotations
 import importlib.util
 
 import floor
-from common import Section, Settings, guarded, rss_mb, section_main
+from common import Settings, guarded, rss_mb, section_main
 from load import TrafficFigures, measure_traffic
+from results import Section
 
 PROTOCOLS = ('http', 'websocket')
 # what each protocol needs: the gateway's server and the client's transport
@@ -43,8 +44,8 @@ def _measure(section: Section, settings: Settings, protocol: str, fl: floor.Floo
 def new_section() -> Section:
     return Section('http', 'D. HTTP and WebSocket gateway: one no-op Executor', notes=[
         ('A one-executor Flow with `protocol="http"` or `"websocket"`, driven by the plait Client of '
-        'that protocol; same figures and floor as B (the floor stays the raw gRPC echo: it shows what '
-        'the protocol costs on top of gRPC).'),
+         'that protocol; same figures and floor as B (the floor stays the raw gRPC echo: it shows what '
+         'the protocol costs on top of gRPC).'),
     ])
 
 

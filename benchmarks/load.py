@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import floor
-from common import LOCAL, Section, Settings, Target, median, ms, percentile, time_calls
+from common import LOCAL, Settings
+from results import Section, Target
+from stats import median, ms, percentile, time_calls
 
 LATENCY_BUDGET_S = 5.0  # per latency run: a slow protocol gets fewer samples, not a longer run
 
@@ -121,7 +123,7 @@ class TrafficFigures:
     """Which figures to take and what to report them against."""
 
     label: str = ''                          # prefix for metric names, e.g. '3-executor chain: '
-    p50_target: float | None = None       # max plait/floor ratio for the 1-doc p50
+    p50_target: float | None = None          # max plait/floor ratio for the 1-doc p50
     throughput: bool = True
     docs_per_s: bool = True
 

@@ -13,18 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from common import (
-    HERE,
-    LOCAL,
-    Section,
-    Settings,
-    Target,
-    guarded,
-    import_table,
-    median,
-    python_env,
-    section_main,
-)
+from common import HERE, LOCAL, Settings, guarded, import_table, python_env, section_main
+from results import Section, Target
+from stats import median
 
 RUNS = 10
 TIME_BIN = '/usr/bin/time'
@@ -108,8 +99,8 @@ def unavailable_reason() -> str | None:
 def new_section() -> Section:
     return Section('probe', 'C. The `plait ping` probe', notes=[
         ('Target: a live executor (a one-replica Deployment of the `NoOp` Executor). Floor: '
-        '`benchmarks/floor.py probe`, a fresh interpreter that imports grpcio and makes one raw '
-        '`Health/Check` against the same executor.'),
+         '`benchmarks/floor.py probe`, a fresh interpreter that imports grpcio and makes one raw '
+         '`Health/Check` against the same executor.'),
     ])
 
 

@@ -18,6 +18,13 @@ from typing import Any
 T_MAIN = time.clock_gettime(time.CLOCK_MONOTONIC)  # the script starts (stdlib imports above: < 1 ms)
 
 
+NOTE = ('Start-up: "process start to ready" runs `benchmarks/startup.py` in a fresh interpreter: its '
+        'own imports, any helper plait starts (e.g. its fork server) and every service, until `__enter__` '
+        'returns; "`with ...(...)` to ready" is from constructing the object to the end of `__enter__`. '
+        'CPU and PSS rows add up that process and every process below it. Floor: the echo server '
+        'started with Popen until it prints that it listens.')
+
+
 def now() -> float:
     return time.clock_gettime(time.CLOCK_MONOTONIC)
 
@@ -83,7 +90,8 @@ def add_rows(section: Any, kind: str, count: int, t: dict[str, Any], floor: dict
              target_s: float | None) -> None:
     """Append one repetition of start-up figures for `count` replicas/executors to `section`,
     beside the floor's (`floor_figures()`)."""
-    from common import Target, median
+    from results import Target
+    from stats import median
 
     unit = 'replica' if kind == 'deployment' else 'executor'
     what = f'{count} {unit}' + ('s' if count > 1 else '')

@@ -47,7 +47,7 @@ class WebSocketTransport:
                 connect(self.url, subprotocols=['bytes'], ssl=ssl, max_size=None, proxy=None,
                         open_timeout=None), timeout or CONNECT_TIMEOUT)
         except (TimeoutError, OSError, InvalidHandshake, InvalidURI) as e:
-            raise InternalNetworkError(f'cannot open a websocket to {self.url}: {e or type(e).__name__}',
+            raise InternalNetworkError(f'cannot open a websocket to {self.url}: {str(e) or type(e).__name__}',
                                        addresses=[self.url]) from None
         self._open.add(connection)
         window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None

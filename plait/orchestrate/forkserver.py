@@ -187,7 +187,9 @@ class ForkServer:
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'plait.orchestrate.forkserver', str(theirs.fileno()), str(os.getpid())],
             env={k: v for k, v in env.items() if k != 'PLAIT_READY_FD'}, pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL, start_new_session=True)
+            # its own output has no reader; each child gets its own pipe
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
         theirs.close()
         self._sock = ours
         self._send_lock = threading.Lock()
@@ -250,7 +252,10 @@ class ForkServer:
 
 
 def main() -> int:
-    return serve(int(sys.argv[1]), int(sys.argv[2]))
+    try:
+        return serve(int(sys.argv[1]), int(sys.argv[2]))
+    except (BrokenPipeError, ConnectionError):  # the parent went away
+        return 0
 
 
 if __name__ == '__main__':
