@@ -11,6 +11,7 @@ process with a fresh interpreter instead.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -123,6 +124,10 @@ def serve(fd: int, parent: int) -> int:
             return 0
         sys.stdout.flush()
         sys.stderr.flush()
+        # the child's garbage collector must not write to the objects it inherits, or every
+        # page holding them stops being shared (the child's memory doubles at its first full
+        # collection): move them out of the collector's reach
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             _run_child(request, fds, sock)

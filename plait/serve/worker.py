@@ -186,7 +186,7 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
 
         async def serve_one(req: DataRequestProto) -> None:
             try:
-                await results.put((await self._rt.serve([req], None)).SerializeToString())
+                await results.put((await self._rt.serve([req], None, open_stream=True)).SerializeToString())
             except Exception as ex:  # e.g. refused while draining
                 await results.put(ex)
 
@@ -238,8 +238,13 @@ class WorkerRuntime:
         self._stop = asyncio.Event()
         self.abandoned = False  # requests were still running in user threads when it stopped
 
-    async def serve(self, requests: list[DataRequestProto], context: Any) -> DataRequestProto:
-        if not self.lifecycle.accepts_requests or self.runner is None:
+    async def serve(self, requests: list[DataRequestProto], context: Any,
+                    open_stream: bool = False) -> DataRequestProto:
+        """Serve a request. While draining, new calls are refused (UNAVAILABLE: the caller
+        retries elsewhere) but requests on an already open stream are still served: they
+        were sent before the caller saw NOT_SERVING, and the grace period bounds them."""
+        accepting = self.lifecycle.accepts_requests or (open_stream and self.lifecycle.state is State.DRAINING)
+        if not accepting or self.runner is None:
             state = self.lifecycle.state.value
             if context is not None:
                 await context.abort(grpc.StatusCode.UNAVAILABLE,

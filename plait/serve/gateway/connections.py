@@ -15,7 +15,11 @@ from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from plait.proto import jina_common_pb2
+from plait.proto.plait_raw_pb2 import RawDataRequest
+from plait.serve.gateway.mux import Busy, MuxStream
 from plait.serve.grpc_server import grpc_options
+
+SINGLE_PATH = '/jina.JinaSingleDataRequestRPC/process_single_data'
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.NOT_FOUND,
@@ -72,6 +76,7 @@ class Replica:
         self._channel: Optional[grpc.aio.Channel] = None
         self._calls: dict[str, Any] = {}
         self._watch_task: Optional[asyncio.Task] = None
+        self.mux = MuxStream(lambda: self.channel)
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -121,6 +126,7 @@ class Replica:
     async def close(self) -> None:
         if self._watch_task is not None:
             self._watch_task.cancel()
+        await self.mux.close()
         if self._channel is not None:
             await self._channel.close()
 
@@ -170,9 +176,10 @@ class DeploymentConnections:
         healthy = [s for s in self.shards if s.ready()] or self.shards
         return healthy[next(self._any) % len(healthy)]
 
-    async def send(self, shard: ShardPool, path: str, payload: bytes, timeout: Optional[float],
-                   metadata: tuple) -> tuple[bytes, Any]:
-        """Send to one replica of `shard`, retrying the next on transport errors."""
+    async def send(self, shard: ShardPool, request_id: str, payload: bytes, timeout: Optional[float],
+                   metadata: tuple) -> RawDataRequest:
+        """Send to one replica of `shard` (on its open stream, else as a unary call), retrying
+        the next replica on transport errors."""
         tries = self.retries + 1 if self.retries >= 0 else max(3, len(shard.replicas)) + 1
         last: Optional[grpc.aio.AioRpcError] = None
         order = shard.order()
@@ -182,10 +189,11 @@ class DeploymentConnections:
                     and last.code() == grpc.StatusCode.UNAVAILABLE:
                 await asyncio.sleep(0.05 * attempt)  # every replica failed once: brief backoff
             try:
-                call = replica.unary(path)(payload, timeout=timeout, metadata=metadata)
-                response = await call
-                trailing = await call.trailing_metadata()
-                return response, trailing
+                try:
+                    return await replica.mux.send(request_id, payload, timeout)
+                except Busy:  # the same request id is already in flight there
+                    body = await replica.unary(SINGLE_PATH)(payload, timeout=timeout, metadata=metadata)
+                    return RawDataRequest.FromString(body)
             except grpc.aio.AioRpcError as e:
                 last = e
                 if e.code() == grpc.StatusCode.UNAVAILABLE:

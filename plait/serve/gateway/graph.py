@@ -25,7 +25,6 @@ from plait.serve.gateway.merge import merge_data
 
 ERROR = jina_common_pb2.StatusProto.ERROR
 DRY_RUN_ENDPOINT = '_jina_dry_run_'
-SINGLE_PATH = '/jina.JinaSingleDataRequestRPC/process_single_data'
 
 
 class RoutingFailure(Exception):
@@ -222,7 +221,8 @@ class Graph:
         payload = request.SerializeToString()
         shards = conn.shards if target.polling_for(endpoint) == 'ALL' else [conn.pick_any_shard()]
         try:
-            replies = await asyncio.gather(*(conn.send(s, SINGLE_PATH, payload, timeout, metadata) for s in shards))
+            responses = await asyncio.gather(*(conn.send(s, request.header.request_id, payload, timeout, metadata)
+                                               for s in shards))
         except SendError as e:
             failed = RawDataRequest()
             failed.CopyFrom(request)
@@ -233,5 +233,4 @@ class Graph:
             failed.header.status.CopyFrom(status_error(e.describe(), stacks=stacks))
             self.logger.warning('%s', e.describe())
             raise RoutingFailure(failed, e.code) from None
-        responses = [RawDataRequest.FromString(body) for body, _ in replies]
         return responses[0] if len(responses) == 1 else self._join(responses)

@@ -7,6 +7,11 @@ and return the documents' fields:
 
 `fields` holds every field of a returned document as JSON (for executors' own document types).
 No GraphiQL page is served: it would load its scripts from the internet.
+
+Errors: a body that is not JSON (read with the strict rules of http_request.loads: nesting,
+NaN, duplicate keys, lone surrogates) answers 400 naming the problem. Everything past that
+follows GraphQL's convention: HTTP 200 with `"errors"`; a refused request (the same checks as
+`/post`) carries its HTTP status in `errors[].extensions.http_status`.
 """
 
 # no `from __future__ import annotations`: strawberry reads the annotations at runtime
@@ -14,9 +19,11 @@ import dataclasses
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from plait.serve.gateway.http_routes import JsonGateway
+from plait.serve.gateway.http_schema import BadInput
 
 
 @strawberry.input(description='A document to send')
@@ -68,7 +75,7 @@ def build_schema(gateway: JsonGateway) -> strawberry.Schema:
                 'parameters': parameters or {}, 'target_executor': target_executor}
         status, answer = await gateway.handle(body)
         if status != 200:
-            raise ValueError(answer['header']['status']['description'])
+            raise GraphQLError(answer['header']['status']['description'], extensions={'http_status': status})
         return [_from_json(d) for d in answer['data'] or []]
 
     @strawberry.type
@@ -85,6 +92,18 @@ def build_schema(gateway: JsonGateway) -> strawberry.Schema:
 
 
 def add_graphql_route(app: Any, gateway: JsonGateway) -> None:
+    from cross_web import HTTPException
     from strawberry.fastapi import GraphQLRouter
 
-    app.include_router(GraphQLRouter(build_schema(gateway), graphql_ide=None), prefix='/graphql')
+    from plait.serve.gateway.http_request import loads
+
+    class Router(GraphQLRouter):
+        """Reads bodies (and GET `variables`) as `/post` does: strict, with a 400 that says why."""
+
+        def parse_json(self, data: str | bytes) -> Any:
+            try:
+                return loads(data)
+            except BadInput as e:
+                raise HTTPException(400, str(e)) from None
+
+    app.include_router(Router(build_schema(gateway), graphql_ide=None), prefix='/graphql')

@@ -61,6 +61,36 @@ def _add_probe_routes(app: Any, core: GatewayCore, no_debug: bool) -> None:
                           summary='Versions, platform and environment of the gateway')
 
 
+def _shown_path(path: str, limit: int = 120) -> str:
+    return ascii(path if len(path) <= limit else path[:limit] + '...')
+
+
+def _add_route_errors(app: Any) -> None:
+    """404 and 405 keep FastAPI's `{"detail": ...}` shape, with a detail that names the path,
+    the method and what is served (FastAPI's own says only "Not Found")."""
+    from starlette.exceptions import HTTPException
+
+    def served(path: str | None = None) -> list[str]:
+        routes = []
+        for route in app.routes:
+            methods = sorted(getattr(route, 'methods', None) or [])
+            route_path = getattr(route, 'path', '')
+            if path is None or route_path == path:
+                routes.append(f'{"|".join(methods) or "WEBSOCKET"} {route_path}')
+        return routes
+
+    async def route_error(request: Any, exc: HTTPException) -> JSONResponse:
+        method, path = request.method, request.url.path
+        detail = exc.detail
+        if exc.status_code == 404 and detail == 'Not Found':
+            detail = f'Not Found: no route serves {method} {_shown_path(path)}; this gateway serves {served()}'
+        elif exc.status_code == 405 and detail == 'Method Not Allowed':
+            detail = f'Method Not Allowed: {method} is not allowed on {_shown_path(path)}; use {served(path)}'
+        return JSONResponse({'detail': detail}, status_code=exc.status_code, headers=exc.headers)
+
+    app.add_exception_handler(HTTPException, route_error)
+
+
 def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
               logger: logging.Logger | None = None) -> Any:
     from plait.serve.gateway.http_limits import BodyLimitMiddleware
@@ -94,6 +124,7 @@ def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
             from plait.serve.gateway.graphql import add_graphql_route
 
             add_graphql_route(app, json_gateway)
+    _add_route_errors(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     if config.cors:
         from fastapi.middleware.cors import CORSMiddleware

@@ -4,17 +4,29 @@ messages) into a RawDataRequest for GatewayCore.
 Accepted body, with snake_case or camelCase keys (what Jina's clients and curl users send):
 ``{"data": [docs] | {"docs": [docs]} | doc, "parameters": {}, "exec_endpoint": "/",
 "target_executor": "", "header": {"request_id", "exec_endpoint", "target_executor"}}``.
+
+The body must be UTF-8 JSON (a leading BOM is allowed; the Content-Type is not checked). Refused
+with 400 as malformed: invalid UTF-8, invalid JSON, NaN/Infinity, a key twice in one object (parsers
+disagree on which one wins), lone UTF-16 surrogate escapes (not Unicode text), nesting beyond
+Python's recursion limit. Refused with 422 as the wrong shape: see `parse_body`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.http_schema import BadInput, InputEncoder, MalformedBody
 from plait.serve.messages import dict_to_struct, new_request_id
+
+RESERVED_PARAMETERS = ('__results__',)  # written by the executors (their returned dicts), never by clients
+MAX_PARAMETER_DEPTH = 32  # protobuf Struct nests 2 messages per level; parsers stop at 100 messages
+_MAX_DOUBLE = 1.7976931348623157e308
+_SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F]')
 
 
 @dataclass
@@ -36,19 +48,104 @@ def _string(value: Any, name: str) -> str | None:
     raise BadInput(f'{name} must be a string, got {type(value).__name__}')
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """`text` quoted, ASCII only (it may hold surrogates) and cut to `limit` characters."""
+    return ascii(text if len(text) <= limit else text[:limit] + '...')
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise MalformedBody(f'malformed JSON: key {_shown(key)} appears twice in one object; send it once')
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise MalformedBody(f'malformed JSON: {name} is not a JSON number; send null or a finite number')
+
+
+def _path(parent: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f'{parent}[{key}]'
+    name = key if key.isidentifier() else _shown(key)
+    return f'{parent}.{name}' if parent else name
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """Where `value` holds a string (or key) with a lone surrogate, e.g. 'data[0].text'."""
+    stack: list[tuple[Any, str]] = [(value, '')]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode('utf-8')
+            except UnicodeEncodeError:
+                return where or 'the body'
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                stack.append((key, _path(where, key) + ' (a key)'))
+                stack.append((inner, _path(where, key)))
+        elif isinstance(item, list):
+            stack.extend((inner, _path(where, i)) for i, inner in enumerate(item))
+    return None
+
+
 def loads(raw: bytes | str) -> Any:
-    """json.loads with a message that says where the JSON breaks."""
+    """json.loads, strict (see the module docstring), with a message that says where and why."""
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            text = bytes(raw).decode('utf-8-sig')  # strict: encoded surrogates are refused as well
+        except UnicodeDecodeError as e:
+            raise MalformedBody(f'the body is not UTF-8 text (invalid byte at offset {e.start}): '
+                                f'send JSON encoded as UTF-8') from None
+    else:
+        text = raw
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise MalformedBody('the body is not UTF-8 text: send JSON') from None
+        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except MalformedBody:
+        raise
+    except RecursionError:
+        raise MalformedBody('malformed JSON: nested too deeply (arrays or objects about 1000 levels deep); '
+                            'flatten the request') from None
     except ValueError as e:
         raise MalformedBody(f'malformed JSON: {e}') from None
+    if _SURROGATE_ESCAPE.search(text):
+        where = _lone_surrogate(value)
+        if where is not None:
+            raise MalformedBody(f'{where}: holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its '
+                                f'pair), which is not Unicode text')
+    return value
+
+
+def _check_parameters(parameters: dict[str, Any]) -> None:
+    """Parameters travel as a protobuf Struct: numbers are doubles and nesting is bounded."""
+    for name in RESERVED_PARAMETERS:
+        if name in parameters:
+            raise BadInput(f'parameters.{name} is reserved: executors put the dicts they return there; '
+                           f'rename the parameter')
+    stack: list[tuple[Any, str, int]] = [(parameters, 'parameters', 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_PARAMETER_DEPTH:
+                raise BadInput(f'{where}: parameters are nested more than {MAX_PARAMETER_DEPTH} levels deep')
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((inner, _path(where, key), depth + 1) for key, inner in pairs)
+        elif isinstance(item, float) and not math.isfinite(item) \
+                or isinstance(item, int) and not isinstance(item, bool) and abs(item) > _MAX_DOUBLE:
+            raise BadInput(f'{where}: the number is out of the range of a double (parameters are JSON numbers '
+                           f'up to about 1.8e308)')
 
 
 def parse_body(body: Any, endpoint: str | None = None) -> JsonRequest:
     """Check the shape of a JSON request; `endpoint` fixes the executor endpoint (CRUD and
-    exposed routes), else the body's exec_endpoint (default '/')."""
+    exposed routes), else the body's exec_endpoint (default '/'). Raises BadInput (422) naming
+    the field: a non-object body, fields of the wrong type, a reserved parameter name
+    (`__results__`), parameters nested over MAX_PARAMETER_DEPTH or with numbers no double holds."""
     if not isinstance(body, dict):
         raise BadInput(f'the body must be a JSON object with "data" and "parameters", got {type(body).__name__}')
     header = body.get('header') or {}
@@ -66,6 +163,7 @@ def parse_body(body: Any, endpoint: str | None = None) -> JsonRequest:
         parameters = {}
     if not isinstance(parameters, dict):
         raise BadInput(f'parameters must be an object, got {type(parameters).__name__}')
+    _check_parameters(parameters)
     data = body.get('data')
     if data is None:
         docs: list[Any] = []
@@ -91,7 +189,7 @@ def build_request(parsed: JsonRequest, encoder: InputEncoder, schemas: dict[str,
         request.header.target_executor = parsed.target_executor
     try:
         dict_to_struct(parsed.parameters, request.parameters)
-    except TypeError as e:
-        raise BadInput(str(e)) from None
+    except (TypeError, ValueError, OverflowError) as e:
+        raise BadInput(f'parameters: {e}') from None
     request.data = encoder.encode(schemas, parsed.endpoint, parsed.docs)
     return request

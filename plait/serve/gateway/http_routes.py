@@ -6,15 +6,27 @@ Every answer of these routes has the same envelope, `{"header", "parameters", "r
 "description", "exception": {"name", "args", "stacks", "executor"}}`) and the HTTP status says
 what kind of failure it is:
 
-==========================================  ======
-a deployment is down (UNAVAILABLE)           503
-an executor did not answer in timeout_send   504
-no executor serves the endpoint              404 (the description lists the served ones)
-malformed JSON                               400
-wrong shape or types (names the field)       422
-body over max_body_bytes                     413 (see http_limits)
-the executor raised                          500
-==========================================  ======
+==============================================  ======
+a deployment is down (UNAVAILABLE)               503
+an executor did not answer in timeout_send       504
+no executor serves the endpoint                  404 (the description lists the served ones)
+malformed body (see below)                       400
+wrong shape or types (names the field)           422
+a reserved parameter name (``__results__``)      422
+body over max_body_bytes                         413 (see http_limits)
+the executor raised                              500
+==============================================  ======
+
+Malformed (400): not UTF-8, not JSON, NaN/Infinity, a key twice in one object, a lone UTF-16
+surrogate escape, nesting beyond about 1000 levels; the description says which and where. The
+Content-Type is not checked: any body is read as JSON. A path no route serves answers 404 and a
+method a route does not take 405, both as FastAPI does (`{"detail": ...}`), the detail naming
+the path, the method and the routes there are (see http_app).
+
+Reserved parameters: ``parameters.__results__`` is where executors put the dicts they return, so a
+request carrying it is refused (422) rather than served with results the client made up, or
+failing in the executor when it is not an object. Parameters are a protobuf Struct: nested over
+32 levels, or with numbers out of the range of a double, they are refused with 422 as well.
 """
 
 from __future__ import annotations
@@ -81,6 +93,9 @@ class JsonGateway:
             request = build_request(parsed, self.encoder, self.core.schemas())
         except BadInput as e:
             return e.http_status, error_json(status_error(str(e), name='BadRequest'), request_id)
+        except RecursionError:  # documents nested deeper than validation or protobuf can follow
+            return 422, error_json(status_error('data: documents nested too deeply to encode; flatten them',
+                                                name='BadRequest'), request_id)
         try:
             response = await self.core.process(request)
         except RoutingFailure as failure:
