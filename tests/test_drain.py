@@ -16,13 +16,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import grpc
 import pytest
+from flow_helpers import REPO, Script, alive, script_env, wait_until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from flow_helpers import REPO, Script, alive, script_env, wait_until
 from plait import Client, Document, DocumentArray, Executor, Flow, requests
 from plait.orchestrate.ports import free_port
 from plait.uses import class_reference
@@ -75,7 +75,7 @@ def health(port: int, service: str = '') -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
-def started_on(spool: Path, pid: Optional[int] = None) -> int:
+def started_on(spool: Path, pid: int | None = None) -> int:
     """How many slow requests started (on `pid`, or anywhere)."""
     return sum(1 for p in spool.iterdir() if pid is None or p.name.startswith(f'{pid}-'))
 
@@ -93,7 +93,7 @@ class InFlight:
             docs = DocumentArray([Document(text=f'{len(self.threads)}-{i}') for i in range(n_docs)])
             try:
                 self.results.append(self.client.post(on, docs, request_size=1, timeout=60, **kwargs))
-            except Exception as e:  # reported by the test
+            except Exception as e:  # noqa: BLE001  (reported by the test)
                 self.results.append(e)
 
         thread = threading.Thread(target=run, daemon=True)

@@ -8,8 +8,9 @@ The calls go through raw channels (bytes in, bytes out), as a hostile client wou
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import grpc
 import pytest
@@ -37,7 +38,7 @@ class EchoOnly(Executor):
             doc.tags['echoed'] = True
 
 
-def request_bytes(endpoint: Optional[str] = '/echo', text: str = 'hi', n_docs: int = 1) -> bytes:
+def request_bytes(endpoint: str | None = '/echo', text: str = 'hi', n_docs: int = 1) -> bytes:
     req = jina_data_pb2.DataRequestProto()
     req.header.request_id = f'req-{endpoint!r}-{n_docs}'
     if endpoint is not None:
@@ -89,8 +90,7 @@ def stream(port: int, bodies: list[bytes]) -> Outcome:
         call = channel.stream_stream(STREAM)(iter(bodies), timeout=CALL_TIMEOUT)
         received: list[bytes] = []
         try:
-            for reply in call:
-                received.append(reply)
+            received.extend(call)
         except grpc.RpcError as e:
             statuses, names = _parse_responses(received)
             return Outcome(e.code().name, e.details() or '', statuses, names)
@@ -104,7 +104,7 @@ def still_serves(port: int) -> None:
     assert stream(port, [request_bytes(), request_bytes()]).responses == (OK, OK)
 
 
-def _flow(env: Optional[dict[str, str]] = None) -> Iterator[dict[str, int]]:
+def _flow(env: dict[str, str] | None = None) -> Iterator[dict[str, int]]:
     with Flow(quiet=True, env=env).add(uses=EchoOnly) as f:
         yield {'gateway': f.port, 'executor': f.deployments['executor0'].worker_ports[0][0]}
 

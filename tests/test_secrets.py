@@ -6,11 +6,11 @@ The same over the HTTP gateway's `GET /status`."""
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
 from flow_helpers import grpcurl
+
 from plait import Client, Flow
 
 SECRETS = {

@@ -7,6 +7,7 @@ Each test prints its measurements (`MEASURE ...` lines, see RELIABILITY.md); run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,13 +15,14 @@ import signal
 import threading
 import time
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
+from flow_helpers import Script, alive, kill9, wait_until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from flow_helpers import Script, alive, kill9, wait_until
 from plait import Client, Deployment, Document, DocumentArray, Executor, Flow, requests
 from plait.errors import ExecutorError, InternalNetworkError
 
@@ -191,7 +193,7 @@ def _poster(port: int, stop: threading.Event, stats: dict[str, Any], streamed: b
                 # 3 docs by 1 per request go through the Call stream; 1 doc is a unary call
                 docs = client.post('/', DocumentArray([Document(text=t) for t in texts]), request_size=1,
                                    timeout=30)
-            except Exception as e:  # counted as lost
+            except Exception as e:  # noqa: BLE001  (counted as lost)
                 stats['errors'].append(repr(e))
                 continue
             if sorted(docs.texts) != sorted(texts):
@@ -378,7 +380,5 @@ def _descendants(pid: int) -> set[int]:
 
 
 def _swallow(fn: Any, *args: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # the Flow is going away under this request
         fn(*args, timeout=60)
-    except Exception:  # the Flow is going away under this request
-        pass

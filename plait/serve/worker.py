@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
 import grpc
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
 from plait.logs import get_logger
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2
 from plait.serve.grpc_server import bytes_service, set_serving, start_grpc_server
 from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signal_ready
-from plait.serve.messages import (decode_docs, dict_to_struct, encode_docs, exception_status,
+from plait.serve.messages import (decode_docs, now_timestamp, dict_to_struct, encode_docs, exception_status,
                                   struct_to_dict)
 
 DataRequestProto = jina_data_pb2.DataRequestProto
@@ -53,12 +52,6 @@ class WorkerConfig:
     allow_concurrent: bool = False  # run sync methods of one replica concurrently
 
 
-def _now() -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.GetCurrentTime()
-    return ts
-
-
 class ExecutorRunner:
     """Calls the Executor for one data request and turns the outcome into a response."""
 
@@ -81,7 +74,7 @@ class ExecutorRunner:
         response.header.CopyFrom(first.header)
         response.parameters.CopyFrom(first.parameters)
         response.routes.extend(first.routes)
-        route = response.routes.add(executor=self.name, start_time=_now())
+        route = response.routes.add(executor=self.name, start_time=now_timestamp())
         endpoint = first.header.exec_endpoint if first.header.HasField('exec_endpoint') else '/'
         try:
             key = self.executor.resolve_endpoint(endpoint)
@@ -100,7 +93,7 @@ class ExecutorRunner:
                 context.set_trailing_metadata((('is-error', 'true'),))
             if not isinstance(ex, (ValueError, LookupError)):
                 get_logger(self.name).error('%s raised on %s: %r', self.name, endpoint, ex)
-        route.end_time.CopyFrom(_now())
+        route.end_time.CopyFrom(now_timestamp())
         return response
 
     def unknown_endpoint_message(self, endpoint: str) -> str:
@@ -332,7 +325,8 @@ class WorkerRuntime:
             await server.stop(0)
             return 1
         self.runner = ExecutorRunner(executor, self.config.name, self.config.allow_concurrent)
-        await set_serving(health, DATA_SERVICES, True)
+        # 'readiness' too: a lone replica is the whole Deployment, so one call answers it
+        await set_serving(health, (*DATA_SERVICES, 'readiness'), True)
         self.lifecycle.move_to(State.READY)
         signal_ready(ready_fd)
         watch_parent = asyncio.ensure_future(exit_when_parent_dies(self._stop))

@@ -12,7 +12,6 @@ from urllib.parse import quote
 from typing import Any, Optional
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from plait.errors import InternalNetworkError
 from plait.proto import jina_common_pb2
@@ -22,6 +21,7 @@ from plait.serve.gateway.connections import (DeploymentConnections, Replica, Sen
                                              status_error)
 from plait.serve.gateway.filtering import compile_condition, filter_data
 from plait.serve.gateway.merge import merge_data
+from plait.serve.messages import now_timestamp
 
 ERROR = jina_common_pb2.StatusProto.ERROR
 DRY_RUN_ENDPOINT = '_jina_dry_run_'
@@ -35,12 +35,6 @@ class RoutingFailure(Exception):
         super().__init__(response.header.status.description)
         self.response = response
         self.code = code
-
-
-def _now() -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.GetCurrentTime()
-    return ts
 
 
 class Graph:
@@ -122,7 +116,7 @@ class Graph:
         endpoint = header.exec_endpoint if header.HasField('exec_endpoint') else '/'
         target_re = self._target_regex(header.target_executor) if header.HasField('target_executor') \
             and header.target_executor else None
-        route = request.routes.add(executor=self.config.name, start_time=_now())
+        route = request.routes.add(executor=self.config.name, start_time=now_timestamp())
         del route  # routes[0] stays the gateway's
         await self.discover()
         self._check_endpoint(request, endpoint)
@@ -143,7 +137,7 @@ class Graph:
                 if not t.done():
                     t.cancel()
         response = results[0] if len(results) == 1 else self._join(results)
-        response.routes[0].end_time.CopyFrom(_now())
+        response.routes[0].end_time.CopyFrom(now_timestamp())
         return response
 
     @staticmethod
