@@ -175,6 +175,8 @@ class ForkServer:
             return None
         with cls._instance_lock:
             if cls._instance is None or not cls._instance.alive():
+                if cls._instance is not None:
+                    cls._instance.close()
                 try:
                     cls._instance = ForkServer(env)
                 except (OSError, EOFError, TimeoutError):
@@ -212,6 +214,13 @@ class ForkServer:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def close(self) -> None:
+        """Release a dead server's socket (its forked processes keep running on their own)."""
+        self._sock.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=5)
 
     def _read(self) -> None:
         try:
