@@ -84,7 +84,7 @@ def readiness(port: int) -> str:
 def restarted(f: Flow, label: str, old_pid: int) -> bool:
     """True once `label` runs as a new process that said it is ready."""
     p = f.process_of(label)
-    return p is not None and p.pid != old_pid and p.ready
+    return p is not None and p.pid not in (None, old_pid) and p.ready and p.alive()
 
 
 @pytest.fixture
@@ -128,6 +128,44 @@ def test_killed_replica_is_restarted_and_readiness_names_it_meanwhile() -> None:
         served_after = time.monotonic() - killed_at
         measure('supervision.kill9_single_replica', readiness_false_after_s=down,
                 readiness_back_after_s=recovered_after, first_request_served_after_s=served_after)
+
+
+def test_http_readyz_names_the_replica_that_is_down_and_recovers() -> None:
+    import httpx
+
+    flow = Flow(quiet=True, protocol=['grpc', 'http']).add(uses=WhoServes, replicas=2)
+    flow.add(name='single', uses=WhoServes)
+    with flow as f:
+        readyz = f'http://127.0.0.1:{f.ports[1]}/readyz'
+        assert httpx.get(readyz, timeout=5).status_code == 200
+        single = f.process_of('single/rep-0').pid
+        address = f'127.0.0.1:{f.deployments["single"].worker_ports[0][0]}'
+        killed_at = time.monotonic()
+        kill9(single)
+        answers: list[httpx.Response] = []
+
+        def unready() -> bool:
+            answers.append(httpx.get(readyz, timeout=5))
+            return answers[-1].status_code == 503
+
+        down = wait_until(unready, timeout=10)
+        assert down is not None
+        missing = answers[-1].json()['not_ready']
+        assert [(m['deployment'], m['replica'], m['address']) for m in missing] == [('single', 0, address)]
+        assert missing[0]['reason']  # and why
+        back = wait_until(lambda: httpx.get(readyz, timeout=5).status_code == 200, timeout=30)
+        assert back is not None
+        back_after = time.monotonic() - killed_at
+        # one of two replicas down: the Flow still serves, so it is still ready (the body says which is down)
+        victim = f.process_of('executor0/rep-0').pid
+        kill9(victim)
+        assert wait_until(lambda: any(m['deployment'] == 'executor0' for m in
+                                      httpx.get(readyz, timeout=5).json()['not_ready']), timeout=10) is not None
+        degraded = httpx.get(readyz, timeout=5)
+        assert degraded.status_code == 200 and degraded.json()['ready'] is True
+        assert f.is_flow_ready(timeout=2)
+        measure('supervision.http_readyz', readyz_503_after_s=down, readyz_200_again_after_s=back_after,
+                degraded_status=degraded.status_code)
 
 
 def test_with_two_replicas_both_serve_again_after_a_restart() -> None:

@@ -59,21 +59,22 @@ class ServiceProcess:
         return self.proc.pid if self.proc else None
 
     def start(self) -> None:
+        self.ready = False  # a restart is not ready until it says so (watchers may look meanwhile)
         read_fd, write_fd = os.pipe()
         env = _child_env({**self.extra_env, 'PLAIT_READY_FD': str(write_fd)})
         try:
             server = ForkServer.get(env)
-            self.proc = self._fork(server, env, write_fd) if server is not None else None
-            if self.proc is None:
-                self.proc = subprocess.Popen(
+            proc = self._fork(server, env, write_fd) if server is not None else None
+            if proc is None:
+                proc = subprocess.Popen(
                     [sys.executable, '-m', self.module, *self.args],
                     env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C goes to the parent, which stops children in order
                 )
+            self.proc = proc  # never None in between: others read pid and liveness concurrently
         finally:
             os.close(write_fd)
-        self.ready = False
         self._ready_read = read_fd
         self._pump = threading.Thread(target=self._pump_output, name=f'log-{self.label}', daemon=True)
         self._pump.start()

@@ -209,7 +209,7 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
                 if isinstance(item, Exception):
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(item))
                 yield item
-                if done_reading and pending == 0:
+                if done_reading and pending == 0 and results.empty():  # a reader error may still be queued
                     break
         finally:
             read_task.cancel()
