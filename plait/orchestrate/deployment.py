@@ -5,21 +5,18 @@ replicas and fans out to shards."""
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any, Optional, Union
 
 from plait.errors import BadConfig
 from plait.logs import get_logger
-from plait.orchestrate.group import ProcessGroup, StopOnSignal, Terminated, exit_grace
-from plait.orchestrate.supervisor import RestartPolicy
+from plait.orchestrate.orchestration import LOCAL_HOST, Orchestration
 from plait.orchestrate.ports import free_port
-from plait.orchestrate.process import ServiceProcess, prewarm
+from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
 from plait.uses import class_reference, resolve_uses
 
 WORKER_MODULE = 'plait.serve.worker'
 GATEWAY_MODULE = 'plait.serve.gateway.runtime'
-LOCAL_HOST = '127.0.0.1'  # where the gateway and clients reach processes of this machine
 
 
 def _json(value: Any, what: str) -> str:
@@ -54,7 +51,11 @@ def _checked_when(name: str, when: dict | None) -> dict | None:
     return when
 
 
-class Deployment:
+class Deployment(Orchestration):
+    """One Executor as replicas x shards; `with Deployment(uses=MyExecutor, port=12345): ...`."""
+
+    kind = 'Deployment'
+
     def __init__(self, uses: Any = None, uses_with: Optional[dict] = None, uses_metas: Optional[dict] = None,
                  uses_requests: Optional[dict] = None, name: str = 'executor', port: Optional[int] = None,
                  host: str = '0.0.0.0', replicas: int = 1, shards: int = 1,
@@ -97,12 +98,8 @@ class Deployment:
         # replica ports: [shard][replica]
         self.worker_ports = ([[self.port]] if not self._with_gateway
                              else [[free_port() for _ in range(replicas)] for _ in range(shards)])
-        self._group: Optional[ProcessGroup] = None
-        self._client: Any = None
-        self._signals = StopOnSignal()
-        self._stopped = threading.Event()
-        self._interrupted = False  # Ctrl-C caught by block(): leave with a short drain
-        prewarm()
+        self._host = host
+        self._init_orchestration()
 
     # -- what to run -------------------------------------------------------------------------
     def _uses_arg(self) -> str:
@@ -147,73 +144,22 @@ class Deployment:
                                grace=self.grace)
         return ServiceProcess('gateway', GATEWAY_MODULE, ['--config-json', config.to_json()], echo=not self.quiet)
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> 'Deployment':
-        if self._group is not None and self._group.running:
-            return self
+    # -- what Orchestration needs ------------------------------------------------------------
+    def _processes(self) -> list[ServiceProcess]:
         processes = self.worker_processes()
         if self._with_gateway:
             processes.append(self._gateway_process())
-        self._group = ProcessGroup(processes, grace=self.grace, stop_first=['gateway'],
-                                   restart=RestartPolicy(enabled=self.restart))
-        self._group.start(self.timeout_ready, self.name, show_progress=not self.quiet)
-        self._stopped.clear()
-        if not self.quiet:
-            from plait.orchestrate.banner import print_ready_banner
-            print_ready_banner('Deployment', [(self.protocol, self.port)])
-        return self
+        return processes
 
-    def close(self, grace: Optional[float] = None) -> None:
-        """Stop every process: the gateway first (in-flight requests finish), then executors."""
-        self._stopped.set()
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._group is not None:
-            self._group.stop(grace)
+    def _public(self) -> list[tuple[str, int]]:
+        return [(self.protocol, self.port)]
 
-    def __enter__(self) -> 'Deployment':
-        self._signals.__enter__()
-        try:
-            return self.start()
-        except BaseException:
-            self._signals.__exit__(None, None, None)
-            raise
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            # Ctrl-C means "now": a short drain instead of the full grace period
-            self.close(grace=exit_grace(exc[0], self._interrupted))
-        finally:
-            self._signals.__exit__(*exc)
-
-    def block(self, stop_event: Optional[threading.Event] = None) -> None:
-        """Serve until Ctrl-C, SIGTERM, or `stop_event` is set."""
-        event = stop_event or self._stopped
-        self._interrupted = False
-        try:
-            while not event.wait(0.5):
-                pass
-        except Terminated:
-            pass  # SIGTERM: stopped with the full grace period, in-flight requests finish
-        except KeyboardInterrupt:
-            self._interrupted = True
+    def _grace(self) -> float:
+        return self.grace
 
     # -- talking to it -----------------------------------------------------------------------
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from plait.clients import Client
-            self._client = Client(host=LOCAL_HOST, port=self.port, protocol=self.protocol)
-        return self._client
-
-    def post(self, on: str = '/', inputs: Any = None, **kwargs: Any) -> Any:
-        return self.client.post(on, inputs, **kwargs)
-
     def is_deployment_ready(self, timeout: float = 3.0) -> bool:
-        if self._group is None or not self._group.running:
-            return False
-        return self.client.is_deployment_ready(timeout)
+        return self._ready('deployment', timeout)
 
     @property
     def addresses(self) -> list[str]:

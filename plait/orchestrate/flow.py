@@ -6,16 +6,14 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Optional, Union
 
 from plait.errors import BadConfig
 from plait.logs import get_logger
-from plait.orchestrate.deployment import GATEWAY_MODULE, LOCAL_HOST, Deployment
-from plait.orchestrate.group import ProcessGroup, StopOnSignal, Terminated, exit_grace
-from plait.orchestrate.supervisor import RestartPolicy
+from plait.orchestrate.deployment import GATEWAY_MODULE, Deployment
+from plait.orchestrate.orchestration import Orchestration
 from plait.orchestrate.ports import free_port
-from plait.orchestrate.process import ServiceProcess, prewarm
+from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, GatewayConfig
 
 # Flow(...) keywords that configure the gateway, with their GatewayConfig field names
@@ -37,7 +35,9 @@ def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-class Flow:
+class Flow(Orchestration):
+    kind = 'Flow'
+
     def __init__(self, protocol: Union[str, list[str]] = 'grpc', port: Union[int, list[int], None] = None,
                  host: str = '0.0.0.0', timeout_ready: int = 600000, quiet: bool = False,
                  env: Optional[dict[str, str]] = None, restart: bool = True, **options: Any):
@@ -65,12 +65,8 @@ class Flow:
         self.deployments: dict[str, Deployment] = {}
         self._add_args: list[dict[str, Any]] = []
         self._last: str = START
-        self._group: Optional[ProcessGroup] = None
-        self._client: Any = None
-        self._signals = StopOnSignal()
-        self._stopped = threading.Event()
-        self._interrupted = False  # Ctrl-C caught by block(): leave with a short drain
-        prewarm()
+        self._host = host
+        self._init_orchestration()
 
     # -- building ----------------------------------------------------------------------------
     def add(self, uses: Any = None, name: Optional[str] = None, needs: Union[str, list[str], None] = None,
@@ -111,60 +107,25 @@ class Flow:
                              deployments=[d.target() for d in self.deployments.values()],
                              **self.gateway_options)
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> 'Flow':
-        if self._group is not None and self._group.running:
-            return self
+    # -- what Orchestration needs ------------------------------------------------------------
+    def _processes(self) -> list[ServiceProcess]:
         processes: list[ServiceProcess] = []
         for deployment in self.deployments.values():
             processes.extend(deployment.worker_processes())
         config = self.gateway_config()
         processes.append(ServiceProcess('gateway', GATEWAY_MODULE, ['--config-json', config.to_json()],
                                         env={k: str(v) for k, v in self.env.items()}, echo=not self.quiet))
-        self._group = ProcessGroup(processes, grace=float(self.gateway_options.get('grace', 10.0)),
-                                   stop_first=['gateway'], restart=RestartPolicy(enabled=self.restart))
-        self._group.start(self.timeout_ready, 'Flow', show_progress=not self.quiet)
-        self._stopped.clear()
-        if not self.quiet:
-            from plait.orchestrate.banner import print_ready_banner
-            print_ready_banner('Flow', list(zip(self.protocols, self.ports)), self.host)
-        return self
+        return processes
 
-    def close(self, grace: Optional[float] = None) -> None:
-        """Stop every process: the gateway first (in-flight requests finish), then executors."""
-        self._stopped.set()
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._group is not None:
-            self._group.stop(grace)
+    def _public(self) -> list[tuple[str, int]]:
+        return list(zip(self.protocols, self.ports))
 
-    def __enter__(self) -> 'Flow':
-        self._signals.__enter__()
-        try:
-            return self.start()
-        except BaseException:
-            self._signals.__exit__(None, None, None)
-            raise
+    def _grace(self) -> float:
+        return float(self.gateway_options.get('grace', 10.0))
 
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            # Ctrl-C means "now": a short drain instead of the full grace period
-            self.close(grace=exit_grace(exc[0], self._interrupted))
-        finally:
-            self._signals.__exit__(*exc)
-
-    def block(self, stop_event: Optional[threading.Event] = None) -> None:
-        """Serve until Ctrl-C, SIGTERM, or `stop_event` is set."""
-        event = stop_event or self._stopped
-        self._interrupted = False
-        try:
-            while not event.wait(0.5):
-                pass
-        except Terminated:
-            pass  # SIGTERM: stopped with the full grace period, in-flight requests finish
-        except KeyboardInterrupt:
-            self._interrupted = True
+    @property
+    def _tls(self) -> bool:  # type: ignore[override]
+        return bool(self.gateway_options.get('ssl_certfile'))
 
     # -- talking to it -----------------------------------------------------------------------
     @property
@@ -175,30 +136,11 @@ class Flow:
     def protocol(self) -> str:
         return self.protocols[0]
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from plait.clients import Client
-            tls = bool(self.gateway_options.get('ssl_certfile'))
-            self._client = Client(host=LOCAL_HOST, port=self.port, protocol=self.protocol, tls=tls)
-        return self._client
-
-    def post(self, on: str = '/', inputs: Any = None, **kwargs: Any) -> Any:
-        return self.client.post(on, inputs, **kwargs)
-
     def is_flow_ready(self, timeout: float = 3.0) -> bool:
-        if self._group is None or not self._group.running:
-            return False
-        return self.client.is_flow_ready(timeout)
+        return self._ready('flow', timeout)
 
     def dry_run(self, timeout: float = 3.0) -> bool:
-        if self._group is None or not self._group.running:
-            return False
-        return self.client.dry_run(timeout)
-
-    def process_of(self, label: str) -> Optional[ServiceProcess]:
-        """The process serving `label` (e.g. 'executor0/rep-0', 'gateway'), while running."""
-        return self._group.by_label(label) if self._group else None
+        return self._ready('dry_run', timeout)
 
     # -- YAML --------------------------------------------------------------------------------
     @classmethod
