@@ -121,11 +121,16 @@ class HttpTransport:
     def _translate(self, e: Exception) -> Exception:
         if isinstance(e, httpx.TimeoutException):
             return RequestTimeout(f'{self.base} did not answer in time ({type(e).__name__})')
-        return InternalNetworkError(f'cannot reach {self.base}: {e or type(e).__name__}', addresses=[self.base])
+        return InternalNetworkError(f'cannot reach {self.base}: {str(e) or type(e).__name__}', addresses=[self.base])
 
     async def _post(self, request: DataRequestProto, timeout: float | None) -> DataRequestProto:
         try:
-            answer = await self._http().post('/post', json=request_json(request), timeout=timeout)
+            # httpx's timeout bounds each read; asyncio's bounds the whole answer (a server that
+            # drips a byte at a time would otherwise hold the call forever)
+            async with asyncio.timeout(timeout):
+                answer = await self._http().post('/post', json=request_json(request), timeout=timeout)
+        except TimeoutError:
+            raise RequestTimeout(f'{self.base}/post did not answer within {timeout} s') from None
         except httpx.HTTPError as e:
             raise self._translate(e) from None
         try:
@@ -184,8 +189,10 @@ class HttpTransport:
                     task.cancel()
 
     async def get(self, path: str, timeout: float) -> tuple[int, Any]:
-        """(HTTP status, JSON body or None); raises httpx errors."""
-        answer = await self._http().get(path, timeout=timeout)
+        """(HTTP status, JSON body or None) within `timeout` in all; raises httpx errors or
+        TimeoutError."""
+        async with asyncio.timeout(timeout):
+            answer = await self._http().get(path, timeout=timeout)
         try:
             return answer.status_code, answer.json()
         except ValueError:
@@ -216,6 +223,8 @@ class HttpTransport:
     async def status_info(self, timeout: float) -> dict[str, dict[str, str]]:
         try:
             status, body = await self.get('/status', timeout)
+        except TimeoutError:
+            raise RequestTimeout(f'{self.base}/status did not answer within {timeout} s') from None
         except httpx.HTTPError as e:
             raise self._translate(e) from None
         if status != 200 or not isinstance(body, dict):

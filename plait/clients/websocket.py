@@ -17,6 +17,7 @@ from plait.proto import jina_data_pb2
 DataRequestProto = jina_data_pb2.DataRequestProto
 END_OF_INPUT = bytes(True)  # b'\x00'
 CONNECT_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 2.0  # for the server's close frame, after the last answer
 
 
 class WebSocketTransport:
@@ -45,8 +46,11 @@ class WebSocketTransport:
         try:
             connection = await asyncio.wait_for(
                 connect(self.url, subprotocols=['bytes'], ssl=ssl, max_size=None, proxy=None,
-                        open_timeout=None), timeout or CONNECT_TIMEOUT)
-        except (TimeoutError, OSError, InvalidHandshake, InvalidURI) as e:
+                        open_timeout=None, close_timeout=CLOSE_TIMEOUT), timeout or CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise InternalNetworkError(f'cannot open a websocket to {self.url}: no handshake answer within '
+                                       f'{timeout or CONNECT_TIMEOUT} s', addresses=[self.url]) from None
+        except (OSError, InvalidHandshake, InvalidURI) as e:
             raise InternalNetworkError(f'cannot open a websocket to {self.url}: {str(e) or type(e).__name__}',
                                        addresses=[self.url]) from None
         self._open.add(connection)
@@ -68,6 +72,7 @@ class WebSocketTransport:
         held: dict[int, DataRequestProto] = {}
         next_index = 0
         received = 0
+        finished = False
         try:
             while received < len(requests):
                 left = None if deadline is None else max(deadline - asyncio.get_running_loop().time(), 0)
@@ -94,10 +99,13 @@ class WebSocketTransport:
                     next_index += 1
             for index in sorted(held):
                 yield held[index]
+            finished = True
         finally:
             if not producer.done():
                 producer.cancel()
             self._open.discard(connection)
+            if not finished and connection.transport is not None:
+                connection.transport.abort()  # a server that stopped answering gets no close handshake
             await connection.close()
 
     async def is_ready(self, kind: str, timeout: float) -> bool:

@@ -9,21 +9,34 @@ and return the documents' fields:
 No GraphiQL page is served: it would load its scripts from the internet.
 
 Errors: a body that is not JSON (read with the strict rules of http_request.loads: nesting,
-NaN, duplicate keys, lone surrogates) answers 400 naming the problem. Everything past that
-follows GraphQL's convention: HTTP 200 with `"errors"`; a refused request (the same checks as
-`/post`) carries its HTTP status in `errors[].extensions.http_status`.
+NaN, duplicate keys, lone surrogates) answers 400 naming the problem, a query over
+MAX_QUERY_CHARS 413. Everything past that follows GraphQL's convention: HTTP 200 with
+`"errors"`; a refused request (the same checks as `/post`) carries its HTTP status in
+`errors[].extensions.http_status`. Queries are bounded so that one request cannot hold the
+gateway's event loop for seconds or fan out into many Flow requests: at most MAX_TOKENS tokens
+(pass many documents as variables), MAX_ALIASES aliases, MAX_DEPTH levels. Errors are logged
+at debug level only: they are the client's, and a hostile query would flood the log.
 """
 
 # no `from __future__ import annotations`: strawberry reads the annotations at runtime
 import dataclasses
+import functools
+import logging
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.scalars import JSON
 
 from plait.serve.gateway.http_routes import JsonGateway
 from plait.serve.gateway.http_schema import BadInput
+
+MAX_QUERY_CHARS = 1 << 20
+MAX_TOKENS = 20_000
+MAX_ALIASES = 10
+MAX_DEPTH = 10
+_logger = logging.getLogger('plait.gateway.graphql')
 
 
 @strawberry.input(description='A document to send')
@@ -88,7 +101,16 @@ def build_schema(gateway: JsonGateway) -> strawberry.Schema:
         docs_: list[DocumentOutput] = strawberry.mutation(resolver=docs, name='docs',
                                                           description='Send documents to an endpoint')
 
-    return strawberry.Schema(query=Query, mutation=Mutation)
+    return _Schema(query=Query, mutation=Mutation, extensions=[
+        functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+        functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+        functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH)])
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            _logger.debug('graphql error: %.200s', error.message)
 
 
 def add_graphql_route(app: Any, gateway: JsonGateway) -> None:
@@ -102,8 +124,13 @@ def add_graphql_route(app: Any, gateway: JsonGateway) -> None:
 
         def parse_json(self, data: str | bytes) -> Any:
             try:
-                return loads(data)
+                body = loads(data)
             except BadInput as e:
                 raise HTTPException(400, str(e)) from None
+            query = body.get('query') if isinstance(body, dict) else None
+            if isinstance(query, str) and len(query) > MAX_QUERY_CHARS:
+                raise HTTPException(413, f'the GraphQL query has {len(query)} characters, over the limit of '
+                                         f'{MAX_QUERY_CHARS}: pass the documents as variables')
+            return body
 
     app.include_router(Router(build_schema(gateway), graphql_ide=None), prefix='/graphql')

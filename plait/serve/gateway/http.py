@@ -21,6 +21,25 @@ def _log_level() -> str:
     return 'debug' if level == 'debug' else 'warning'
 
 
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+BIG_BUFFER_BYTES = 1 << 20
+
+
+def return_big_buffers_to_the_os() -> None:
+    """Serve allocations of BIG_BUFFER_BYTES and more from their own mmap, returned to the OS
+    when freed. glibc otherwise raises its mmap threshold after the first large free (up to 32
+    MiB), so request bodies of a few MiB stay in its heap and the gateway's memory after a big
+    upload depends on what came before. A fixed threshold keeps it flat; without glibc, nothing."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+        libc.mallopt(M_MMAP_THRESHOLD, BIG_BUFFER_BYTES)
+    except (OSError, AttributeError):
+        pass
+
+
 class HttpServer:
     def __init__(self, core: GatewayCore, config: GatewayConfig, port: int, websocket: bool = False,
                  logger: logging.Logger | None = None):
@@ -71,6 +90,7 @@ class HttpServer:
         import uvicorn
 
         config = self._uvicorn_config()
+        return_big_buffers_to_the_os()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
         try:

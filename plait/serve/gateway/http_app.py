@@ -39,8 +39,10 @@ def _add_probe_routes(app: Any, core: GatewayCore, no_debug: bool) -> None:
         return JSONResponse({})
 
     async def readyz() -> JSONResponse:
-        missing = core.not_ready()
-        return JSONResponse({'ready': not missing, 'not_ready': missing}, status_code=503 if missing else 200)
+        # ready as the gRPC `readiness` service says: every shard has a serving replica; the
+        # body still names each replica that is down (a degraded but serving Flow is ready)
+        ready = core.ready()
+        return JSONResponse({'ready': ready, 'not_ready': core.not_ready()}, status_code=200 if ready else 503)
 
     async def dry_run() -> JSONResponse:
         return JSONResponse(status_json(await core.dry_run()))
@@ -69,23 +71,31 @@ def _add_route_errors(app: Any) -> None:
     """404 and 405 keep FastAPI's `{"detail": ...}` shape, with a detail that names the path,
     the method and what is served (FastAPI's own says only "Not Found")."""
     from starlette.exceptions import HTTPException
+    from starlette.routing import Match, Mount
 
-    def served(path: str | None = None) -> list[str]:
+    def served() -> list[str]:
         routes = []
         for route in app.routes:
-            methods = sorted(getattr(route, 'methods', None) or [])
-            route_path = getattr(route, 'path', '')
-            if path is None or route_path == path:
-                routes.append(f'{"|".join(methods) or "WEBSOCKET"} {route_path}')
+            path = getattr(route, 'path', None)
+            if path is None or isinstance(route, Mount):
+                continue
+            methods = getattr(route, 'methods', None)
+            routes.append(f'{"|".join(sorted(methods)) if methods else "WEBSOCKET"} {path}')
         return routes
 
+    def allowed(scope: dict[str, Any]) -> str:
+        """The methods some route takes on the path of `scope` (several routes may share it)."""
+        methods = [m for m in ('GET', 'POST', 'PUT', 'DELETE', 'PATCH')
+                   if any(route.matches({**scope, 'method': m})[0] == Match.FULL for route in app.routes)]
+        return ', '.join(methods) or 'another path'
+
     async def route_error(request: Any, exc: HTTPException) -> JSONResponse:
-        method, path = request.method, request.url.path
+        method, path = request.method, _shown_path(request.url.path)
         detail = exc.detail
         if exc.status_code == 404 and detail == 'Not Found':
-            detail = f'Not Found: no route serves {method} {_shown_path(path)}; this gateway serves {served()}'
+            detail = f'Not Found: no route serves {method} {path}; this gateway serves {served()}'
         elif exc.status_code == 405 and detail == 'Method Not Allowed':
-            detail = f'Method Not Allowed: {method} is not allowed on {_shown_path(path)}; use {served(path)}'
+            detail = f'Method Not Allowed: {method} is not allowed on {path}; use {allowed(request.scope)}'
         return JSONResponse({'detail': detail}, status_code=exc.status_code, headers=exc.headers)
 
     app.add_exception_handler(HTTPException, route_error)

@@ -182,6 +182,29 @@ def json_doc_list_proto(docs: Iterable[dict[str, Any]]) -> Any:
     return out
 
 
+# -- parameters ----------------------------------------------------------------------------------
+def _value_json(value: Any) -> Any:
+    which = value.WhichOneof('kind')
+    if which == 'number_value':
+        return _finite(value.number_value)
+    if which == 'struct_value':
+        return struct_json(value.struct_value)
+    if which == 'list_value':
+        return [_value_json(v) for v in value.list_value.values]
+    if which in ('string_value', 'bool_value'):
+        return getattr(value, which)
+    return None
+
+
+def struct_json(struct: Any) -> dict[str, Any]:
+    """A protobuf Struct as JSON; NaN and infinities (which an executor may return, and JSON
+    cannot say) as null instead of failing the whole answer."""
+    try:
+        return json_format.MessageToDict(struct) if struct.fields else {}
+    except ValueError:
+        return {k: _value_json(v) for k, v in struct.fields.items()}
+
+
 # -- whole messages ------------------------------------------------------------------------------
 def message_json(request: Any, docs: list[dict[str, Any]] | None) -> dict[str, Any]:
     """`{"header", "parameters", "routes", "data"}` of a (Raw)DataRequest, with field names as in
@@ -192,7 +215,7 @@ def message_json(request: Any, docs: list[dict[str, Any]] | None) -> dict[str, A
         header['status'] = status_json(request.header.status)
     return {
         'header': header,
-        'parameters': json_format.MessageToDict(request.parameters) if request.parameters.fields else {},
+        'parameters': struct_json(request.parameters),
         'routes': [json_format.MessageToDict(r, preserving_proto_field_name=True, use_integers_for_enums=True)
                    for r in request.routes],
         'data': docs,

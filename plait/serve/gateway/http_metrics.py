@@ -31,9 +31,21 @@ class HttpMetrics:
             return route.path
         return 'static' if scope.get('path', '').startswith('/docs/static') else 'unmatched'
 
+    async def _websocket(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        """Count a connection when it is accepted: routing has set the route by then, so the
+        label is its template (a client trying random paths cannot grow the label set)."""
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            if message['type'] == 'websocket.accept':
+                self.websockets.labels(self._path(scope)).inc()
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope['type'] == 'websocket':
-            self.websockets.labels(scope.get('path', '')).inc()
+            await self._websocket(scope, receive, send)
+            return
         if scope['type'] != 'http':
             await self.app(scope, receive, send)
             return
