@@ -5,11 +5,13 @@ constructor arguments; and carrying a class to a fresh process."""
 from __future__ import annotations
 
 import base64
+import io
 import importlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -134,7 +136,44 @@ def class_reference(cls: type) -> str:
     mod = sys.modules.get(module)
     if mod is not None and module != '__main__' and getattr(mod, '__file__', None):
         cloudpickle.register_pickle_by_value(mod)  # else cloudpickle would pickle it by name
-    return 'pickle:' + base64.b64encode(cloudpickle.dumps(cls)).decode('ascii')
+    buffer = io.BytesIO()
+    _ClassPickler(buffer).dump(cls)
+    return 'pickle:' + base64.b64encode(buffer.getvalue()).decode('ascii')
+
+
+def doc_list_of(doc_type: type) -> Any:
+    """DocList[doc_type], rebuilt in the worker from a pickled annotation."""
+    from docarray import DocList
+
+    return DocList[doc_type]
+
+
+def _class_pickler() -> type:
+    import cloudpickle
+    from docarray import DocList
+
+    class ClassPickler(cloudpickle.Pickler):
+        """cloudpickle, plus DocList[MyDoc] annotations: docarray's parametrised DocList
+        cannot be subscripted again on unpickling, so it travels as (DocList, MyDoc)."""
+
+        def reducer_override(self, obj: Any) -> Any:
+            origin = typing.get_origin(obj)
+            if isinstance(origin, type) and issubclass(origin, DocList) and typing.get_args(obj):
+                return doc_list_of, (typing.get_args(obj)[0],)
+            return super().reducer_override(obj)
+
+    return ClassPickler
+
+
+class _ClassPickler:
+    """Lazily built ClassPickler (importing cloudpickle and docarray only when needed)."""
+
+    _cls: Optional[type] = None
+
+    def __new__(cls, buffer: io.BytesIO) -> Any:
+        if cls._cls is None:
+            cls._cls = _class_pickler()
+        return cls._cls(buffer)
 
 
 def load_class_reference(ref: str) -> type:

@@ -232,3 +232,27 @@ def test_readiness_probes_are_false_when_nothing_listens():
     assert client.is_flow_ready() is False
     assert client.dry_run() is False
     assert DocumentArray is not None
+
+
+def test_typed_executor_defined_in_a_script():
+    """DocList[MyDoc] annotations of a class from __main__ survive the trip to the worker."""
+    out = run_script('''
+        from docarray import BaseDoc, DocList
+        from plait import Deployment, Executor, requests
+
+        class MyDoc(BaseDoc):
+            text: str = ''
+
+        class Out(BaseDoc):
+            n: int = 0
+
+        class Typed(Executor):
+            @requests(on='/x')
+            def x(self, docs: DocList[MyDoc], **kwargs) -> DocList[Out]:
+                return DocList[Out]([Out(n=len(d.text)) for d in docs])
+
+        with Deployment(uses=Typed, quiet=True) as dep:
+            print(dep.post('/x', DocList[MyDoc]([MyDoc(text='abc')]), return_type=DocList[Out])[0].n)
+    ''')
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == '3'

@@ -119,7 +119,8 @@ class ExecutorRunner:
             out = docs
         elif isinstance(result, dict):
             out = docs
-            results = dict(parameters.get('__results__') or {})
+            earlier = parameters.get('__results__')
+            results = dict(earlier) if isinstance(earlier, dict) else {}  # a caller's non-dict is replaced
             results[self.name] = result
             dict_to_struct({'__results__': results}, response.parameters)
         else:
