@@ -34,5 +34,8 @@ bench: venv
 proto: venv
 	$(BIN)/python plait/proto/generate.py
 
+lint: venv
+	$(BIN)/ruff check plait tests benchmarks examples
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -177,7 +177,7 @@ def test_websocket_paths_do_not_grow_the_metrics(ws_flow: Flow) -> None:
 
     async def knock(count: int) -> Counter:
         outcomes: Counter = Counter()
-        for i in range(count):
+        for _ in range(count):
             try:
                 async with asyncio.timeout(10):
                     async with connect(f'ws://127.0.0.1:{ws_flow.port}/random-{uuid.uuid4().hex}', proxy=None):

@@ -109,7 +109,8 @@ class HttpTransport:
             verify = ssl_context(self._verify) if self._tls else False
             # trust_env=False: a gateway address is never reached through a proxy from the environment
             self._client = httpx.AsyncClient(base_url=self.base, verify=verify, trust_env=False,
-                                             timeout=httpx.Timeout(None), limits=httpx.Limits(max_keepalive_connections=20))
+                                             timeout=httpx.Timeout(None),
+                                             limits=httpx.Limits(max_keepalive_connections=20))
             self._loop = loop
         return self._client
 

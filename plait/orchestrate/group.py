@@ -29,11 +29,11 @@ class ProcessGroup:
     needs, so its in-flight requests can finish) and restarted when they die."""
 
     def __init__(self, processes: Sequence[ServiceProcess], grace: float = 10.0,
-                 stop_first: Sequence[str] = (), restart: RestartPolicy = RestartPolicy()):
+                 stop_first: Sequence[str] = (), restart: Optional[RestartPolicy] = None):
         self.processes = list(processes)
         self.grace = grace
         self.stop_first = set(stop_first)
-        self.restart = restart
+        self.restart = restart or RestartPolicy()
         self._lock = threading.Lock()
         self._supervisor: Optional[Supervisor] = None
         self.running = False

@@ -303,7 +303,7 @@ class WorkerRuntime:
         if not hasattr(executor, 'runtime_args'):  # subclass forgot super().__init__(**kwargs)
             from plait.errors import BadConfig
             raise BadConfig(f'{cls.__name__}.__init__ must call super().__init__(**kwargs)')
-        executor.endpoint_specs  # build the endpoint table now, not on the first request
+        _ = executor.endpoint_specs  # build the endpoint table now, not on the first request
         return executor
 
     async def run(self, ready_fd: Optional[int] = None) -> int:
@@ -387,7 +387,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as e:
-            raise SystemExit(f'{flag}: not valid JSON ({e})')
+            raise SystemExit(f'{flag}: not valid JSON ({e})') from None
         if not isinstance(value, dict):
             raise SystemExit(f'{flag}: expected a JSON object')
         return value

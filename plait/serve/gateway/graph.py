@@ -128,7 +128,7 @@ class Graph:
         tasks = []
         for name in self.targets:
             outputs[name] = loop.create_future()
-        for name, target in self.targets.items():
+        for target in self.targets.values():
             tasks.append(asyncio.ensure_future(self._run_node(target, endpoint, target_re, outputs)))
         try:
             results = [await outputs[leaf] for leaf in self.leaves]
