@@ -11,6 +11,7 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from plait.clients.base import ResponseOrder
 from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2, jina_data_pb2_grpc
 from plait.serve.grpc_server import grpc_options
@@ -118,21 +119,14 @@ class GrpcTransport:
             metadata = (('__results_in_order__', 'true' if results_in_order else 'false'),
                         ('__prefetch__', str(prefetch or 0)))
             call = stub.Call(outgoing(), timeout=timeout, metadata=metadata)
-            order = {r.header.request_id: i for i, r in enumerate(requests)}
-            held: dict[int, jina_data_pb2.DataRequestProto] = {}
-            next_index = 0
+            order = ResponseOrder(requests, results_in_order)
             async for response in call:
                 if window is not None:
                     window.release()
-                if not results_in_order:
-                    yield response
-                    continue
-                held[order.get(response.header.request_id, next_index)] = response
-                while next_index in held:
-                    yield held.pop(next_index)
-                    next_index += 1
-            for index in sorted(held):
-                yield held[index]
+                for ready in order.push(response):
+                    yield ready
+            for ready in order.rest():
+                yield ready
         except grpc.aio.AioRpcError as e:
             raise translate_rpc_error(e, self.where) from None
 

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from plait.clients.base import ResponseOrder
 from plait.clients.http import HttpTransport, Verify, ssl_context
 from plait.errors import InternalNetworkError, RequestTimeout
 from plait.proto import jina_data_pb2
@@ -55,7 +56,7 @@ class WebSocketTransport:
                                        addresses=[self.url]) from None
         self._open.add(connection)
         window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
-        order = {r.header.request_id: i for i, r in enumerate(requests)}
+        order = ResponseOrder(requests, results_in_order)
 
         async def produce() -> None:
             try:
@@ -69,8 +70,6 @@ class WebSocketTransport:
 
         producer = asyncio.ensure_future(produce())
         deadline = asyncio.get_running_loop().time() + timeout if timeout else None
-        held: dict[int, DataRequestProto] = {}
-        next_index = 0
         received = 0
         finished = False
         try:
@@ -90,15 +89,10 @@ class WebSocketTransport:
                 received += 1
                 if window is not None:
                     window.release()
-                if not results_in_order:
-                    yield response
-                    continue
-                held[order.get(response.header.request_id, next_index)] = response
-                while next_index in held:
-                    yield held.pop(next_index)
-                    next_index += 1
-            for index in sorted(held):
-                yield held[index]
+                for ready in order.push(response):
+                    yield ready
+            for ready in order.rest():
+                yield ready
             finished = True
         finally:
             if not producer.done():
