@@ -5,7 +5,6 @@ loaded or a process that fails to start prints one clear error and exits 1."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any, Optional, Union
@@ -89,15 +88,9 @@ def flow_main(argv: Optional[list[str]] = None) -> int:
 
 
 def _json_object(text: Optional[str], flag: str) -> Optional[dict[str, Any]]:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f'plait deployment: error: {flag}: not valid JSON ({e})') from None
-    if not isinstance(value, dict):
-        raise SystemExit(f'plait deployment: error: {flag}: expected a JSON object')
-    return value
+    from plait.serve.worker import json_object_arg
+
+    return json_object_arg(text, flag, prog='plait deployment')
 
 
 def deployment_options_from_yaml(path: str) -> Optional[dict[str, Any]]:

@@ -380,17 +380,22 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--allow-concurrent', action='store_true')
 
 
+def json_object_arg(text: Optional[str], flag: str, prog: str = 'plait executor') -> Optional[dict[str, Any]]:
+    """A command-line flag holding a JSON object (None when not given); a clear exit if not."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f'{prog}: error: {flag}: not valid JSON ({e})') from None
+    if not isinstance(value, dict):
+        raise SystemExit(f'{prog}: error: {flag}: expected a JSON object')
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     def obj(text: Optional[str], flag: str) -> Any:
-        if text is None:
-            return None
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SystemExit(f'{flag}: not valid JSON ({e})') from None
-        if not isinstance(value, dict):
-            raise SystemExit(f'{flag}: expected a JSON object')
-        return value
+        return json_object_arg(text, flag)
 
     return WorkerConfig(
         uses=args.uses, uses_with=obj(args.uses_with, '--uses-with'),
