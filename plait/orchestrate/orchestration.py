@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
+from plait.logs import get_logger
 from plait.orchestrate.group import ProcessGroup, StopOnSignal, Terminated, exit_grace
 from plait.orchestrate.process import ServiceProcess, prewarm
 from plait.orchestrate.supervisor import RestartPolicy
@@ -57,6 +58,7 @@ class Orchestration:
                                    restart=RestartPolicy(enabled=self.restart))
         self._group.start(self.timeout_ready, self.kind, show_progress=not self.quiet)
         self._stopped.clear()
+        get_logger(self.kind).debug('%d processes are running in this %s', len(self._group.processes), self.kind)
         if not self.quiet:
             from plait.orchestrate.banner import print_ready_banner
             print_ready_banner(self.kind, self._public(), self._host)

@@ -318,7 +318,7 @@ class WorkerRuntime:
             (jina_common_pb2_grpc.add_JinaDiscoverEndpointsRPCServicer_to_server, servicer, DATA_SERVICES[3]),
         ]
         server, health = await start_grpc_server(self.config.host, self.config.port, services)
-        self.logger.debug('start listening on %s', self.address)
+        self.logger.info('starting at %s (building the Executor)', self.address)
         try:
             executor = await loop.run_in_executor(None, self._build_executor)
         except Exception:

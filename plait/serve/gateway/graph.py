@@ -63,6 +63,8 @@ class Graph:
     def start(self) -> None:
         for conn in self.deployments.values():
             for replica in conn.replicas:
+                self.logger.debug('adding connection for deployment %s/rep-%d to grpc://%s',
+                                  conn.name, replica.index, replica.address)
                 replica.start_watching()
 
     async def close(self) -> None:
