@@ -216,9 +216,6 @@ def data_cases() -> list[Case]:
     duplicates = (b'{"data": [], "data": 5}', b'{"parameters": {"a": 1, "a": 2}}', b'{"data": [{"text": "a", "text": "b"}]}',
                   b'{"header": {"requestId": "a", "requestId": "b"}}', b'{"data": [{"tags": {"k": 1, "j": 2, "k": 3}}]}')
     cases += [Case(f'duplicate keys {raw!r}', raw, 400, ('appears twice',)) for raw in duplicates]
-    cases += [Case(f'reserved parameter {value!r}', j({'parameters': value}), 422, ('__results__', 'reserved'))
-              for value in ({'__results__': 'x'}, {'__results__': {}}, {'__results__': {'executor0': {'n': 1}}},
-                            {'a': 1, '__results__': None}, {'__results__': [1, 2]})]
     content_types = [('application/x-www-form-urlencoded', b'data=1&parameters=2'),
                      ('multipart/form-data; boundary=x', b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--\r\n'),
                      ('text/plain', b'hello'), ('application/xml', b'<data><text>a</text></data>'),
@@ -335,8 +332,6 @@ def graphql_cases() -> list[GraphQLCase]:
         GraphQLCase('wrong argument type', gql('mutation { docs(data: [{embedding: "x"}]) { id } }'), 200, ('Float',)),
         GraphQLCase('unknown endpoint of 1,000 characters', gql(docs, {'e': '/' + 'e' * 1000}), 200, ('not served',),
                     http_status=404),
-        GraphQLCase('reserved parameter', gql(docs, {'e': '/dict', 'p': {'__results__': 'x'}}), 200,
-                    ('__results__',), http_status=422),
         GraphQLCase('parameters nested 50 deep', gql(docs, {'e': '/', 'p': nested_value(50)}), 200,
                     ('more than 32 levels',), http_status=422),
         GraphQLCase('parameter out of double range', b'{"query": "mutation { docs(parameters: {a: '
@@ -461,6 +456,17 @@ def test_served_on_purpose(flow: Flow) -> None:
         assert answer.json()['data'][0]['text'] == text, name
     answer = send(base, 'POST', '/post', b'{"data": [{"text": "f", "tags": {"x": 1e999}}]}')
     assert answer.status_code == 200 and answer.json()['data'][0]['tags'] == {'x': None}
+
+
+def test_a_results_parameter_from_the_client_is_dropped(flow: Flow) -> None:
+    """`__results__` is output only. Jina's HTTP client sends `{"__results__": {}}` with every
+    request, so it must be served; whatever a client puts there never reaches the answer."""
+    base = f'http://127.0.0.1:{flow.port}'
+    for value in ({}, 'x', None, [1, 2], {'executor0': {'n': 99}, 'forged': {'a': 1}}):
+        answer = send(base, 'POST', '/post', j({'execEndpoint': '/dict', 'data': [{'text': 'a'}],
+                                                'parameters': {'__results__': value, 'keep': 1}}))
+        assert answer.status_code == 200, (value, answer.text)
+        assert answer.json()['parameters'] == {'keep': 1, '__results__': {'executor0': {'n': 1}}}, value
 
 
 def test_results_json_cannot_say_come_back_as_null(flow: Flow) -> None:

@@ -23,7 +23,7 @@ from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.http_schema import BadInput, InputEncoder, MalformedBody
 from plait.serve.messages import dict_to_struct, new_request_id
 
-RESERVED_PARAMETERS = ('__results__',)  # written by the executors (their returned dicts), never by clients
+RESERVED_PARAMETERS = ('__results__',)  # written by the executors (their returned dicts): dropped from input
 MAX_PARAMETER_DEPTH = 32  # protobuf Struct nests 2 messages per level; parsers stop at 100 messages
 _MAX_DOUBLE = 1.7976931348623157e308
 _SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F]')
@@ -124,9 +124,9 @@ def loads(raw: bytes | str) -> Any:
 def _check_parameters(parameters: dict[str, Any]) -> None:
     """Parameters travel as a protobuf Struct: numbers are doubles and nesting is bounded."""
     for name in RESERVED_PARAMETERS:
-        if name in parameters:
-            raise BadInput(f'parameters.{name} is reserved: executors put the dicts they return there; '
-                           f'rename the parameter')
+        # output only: Jina's HTTP client sends an empty one with every request, so it is
+        # dropped rather than refused, and results come from the executors alone
+        parameters.pop(name, None)
     stack: list[tuple[Any, str, int]] = [(parameters, 'parameters', 1)]
     while stack:
         item, where, depth = stack.pop()
@@ -144,8 +144,8 @@ def _check_parameters(parameters: dict[str, Any]) -> None:
 def parse_body(body: Any, endpoint: str | None = None) -> JsonRequest:
     """Check the shape of a JSON request; `endpoint` fixes the executor endpoint (CRUD and
     exposed routes), else the body's exec_endpoint (default '/'). Raises BadInput (422) naming
-    the field: a non-object body, fields of the wrong type, a reserved parameter name
-    (`__results__`), parameters nested over MAX_PARAMETER_DEPTH or with numbers no double holds."""
+    the field: a non-object body, fields of the wrong type, parameters nested over
+    MAX_PARAMETER_DEPTH or with numbers no double holds. A `__results__` parameter is dropped."""
     if not isinstance(body, dict):
         raise BadInput(f'the body must be a JSON object with "data" and "parameters", got {type(body).__name__}')
     header = body.get('header') or {}

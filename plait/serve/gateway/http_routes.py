@@ -12,7 +12,6 @@ an executor did not answer in timeout_send       504
 no executor serves the endpoint                  404 (the description lists the served ones)
 malformed body (see below)                       400
 wrong shape or types (names the field)           422
-a reserved parameter name (``__results__``)      422
 body over max_body_bytes                         413 (see http_limits)
 the executor raised                              500
 ==============================================  ======
@@ -23,10 +22,11 @@ Content-Type is not checked: any body is read as JSON. A path no route serves an
 method a route does not take 405, both as FastAPI does (`{"detail": ...}`), the detail naming
 the path, the method and the routes there are (see http_app).
 
-Reserved parameters: ``parameters.__results__`` is where executors put the dicts they return, so a
-request carrying it is refused (422) rather than served with results the client made up, or
-failing in the executor when it is not an object. Parameters are a protobuf Struct: nested over
-32 levels, or with numbers out of the range of a double, they are refused with 422 as well.
+Reserved parameters: ``parameters.__results__`` is where executors put the dicts they return. It
+is output only: a request carrying it (Jina's HTTP client sends ``{"__results__": {}}`` with every
+request) is served with the key dropped, so results always come from the executors. Parameters
+are a protobuf Struct: nested over 32 levels, or with numbers out of the range of a double, they
+are refused with 422.
 """
 
 from __future__ import annotations
