@@ -9,6 +9,7 @@ Documents travel as JSON (see plait.serve.gateway.http_json): types that JSON ca
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import quote
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 from google.protobuf import json_format
 
+from plait.clients.base import ResponseOrder
 from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
 from plait.proto import jina_data_pb2
 from plait.proto._docarray import docarray_pb2
@@ -55,6 +57,14 @@ def request_json(request: DataRequestProto) -> dict[str, Any]:
         'exec_endpoint': request.header.exec_endpoint or '/',
         'target_executor': request.header.target_executor,
     }
+
+
+def endpoint_path(request: DataRequestProto) -> str:
+    """The route a gateway that serves endpoints as routes uses: '/' is '/default'."""
+    endpoint = request.header.exec_endpoint or '/'
+    if endpoint == '/':
+        return '/default'
+    return quote(endpoint if endpoint.startswith('/') else '/' + endpoint, safe='/')
 
 
 def response_proto(body: dict[str, Any], request_id: str) -> DataRequestProto:
@@ -102,6 +112,7 @@ class HttpTransport:
         self._verify = verify
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._per_endpoint_routes = False  # learnt on a gateway without /post (Jina, docarray v2)
 
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -124,16 +135,29 @@ class HttpTransport:
             return RequestTimeout(f'{self.base} did not answer in time ({type(e).__name__})')
         return InternalNetworkError(f'cannot reach {self.base}: {str(e) or type(e).__name__}', addresses=[self.base])
 
-    async def _post(self, request: DataRequestProto, timeout: float | None) -> DataRequestProto:
+    async def _post_json(self, path: str, body: dict[str, Any], timeout: float | None) -> httpx.Response:
         try:
             # httpx's timeout bounds each read; asyncio's bounds the whole answer (a server that
             # drips a byte at a time would otherwise hold the call forever)
             async with asyncio.timeout(timeout):
-                answer = await self._http().post('/post', json=request_json(request), timeout=timeout)
+                return await self._http().post(path, json=body, timeout=timeout)
         except TimeoutError:
-            raise RequestTimeout(f'{self.base}/post did not answer within {timeout} s') from None
+            raise RequestTimeout(f'{self.base}{path} did not answer within {timeout} s') from None
         except httpx.HTTPError as e:
             raise self._translate(e) from None
+
+    async def _post(self, request: DataRequestProto, timeout: float | None) -> DataRequestProto:
+        body = request_json(request)
+        if self._per_endpoint_routes:
+            answer = await self._post_json(endpoint_path(request), body, timeout)
+        else:
+            answer = await self._post_json('/post', body, timeout)
+            if answer.status_code == 404:
+                # Jina's docarray-v2 gateways serve each endpoint as its own route instead of /post
+                retry = await self._post_json(endpoint_path(request), body, timeout)
+                if retry.status_code != 404:
+                    self._per_endpoint_routes = True
+                    answer = retry
         try:
             body = answer.json()
         except ValueError:
@@ -166,24 +190,17 @@ class HttpTransport:
 
         tasks: list[asyncio.Future] = []
         producer = asyncio.ensure_future(produce())
-        held: dict[int, DataRequestProto] = {}
-        next_index = 0
+        order = ResponseOrder(requests, results_in_order)
         try:
             for _ in range(len(requests)):
                 index, outcome = await results.get()
                 if isinstance(outcome, Exception):
                     raise outcome
-                if not results_in_order:
+                outcome.header.request_id = requests[index].header.request_id
+                for ready in order.push(outcome):
                     if window is not None:
                         window.release()
-                    yield outcome
-                    continue
-                held[index] = outcome
-                while next_index in held:
-                    if window is not None:
-                        window.release()
-                    yield held.pop(next_index)
-                    next_index += 1
+                    yield ready
         finally:
             for task in [producer, *tasks]:
                 if not task.done():
