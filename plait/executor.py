@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
 DEFAULT_ENDPOINT = '__default__'
+WIRE_DEFAULT_ENDPOINT = '/default'  # how endpoint discovery names the default endpoint, as Jina does
 DRY_RUN_ENDPOINT = '_jina_dry_run_'
 
 _ENDPOINTS_ATTR = '__plait_endpoints__'
@@ -188,7 +189,7 @@ class Executor:
         if endpoint == DRY_RUN_ENDPOINT:
             return DRY_RUN_ENDPOINT
         if DEFAULT_ENDPOINT in self.requests:
-            return DEFAULT_ENDPOINT
+            return DEFAULT_ENDPOINT  # also for '/default', the default's name on the wire
         return None
 
     def known_endpoints(self) -> list[str]:

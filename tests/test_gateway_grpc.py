@@ -135,7 +135,7 @@ def test_gateway_rpcs_discovery_target_executor_and_result_order() -> None:
     with f:
         address = f'127.0.0.1:{f.port}'
         discovered = grpcurl_json(address, 'jina.JinaDiscoverEndpointsRPC/endpoint_discovery')
-        assert {'/foo', '/bar', '/search', '__default__', '_jina_dry_run_'} <= set(discovered['endpoints'])
+        assert {'/foo', '/bar', '/search', '/default', '_jina_dry_run_'} <= set(discovered['endpoints'])
         assert 'input' in discovered['schemas']['/foo']
 
         with grpc.insecure_channel(address) as channel:

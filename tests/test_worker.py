@@ -217,3 +217,26 @@ def test_call_stream_serves_many_requests(port):
         from plait import DocumentArray
         texts = sorted(decode_docs(r.data, DocumentArray)[0].text for r in responses)
         assert texts == sorted(f'async t{i}' for i in range(20))
+
+
+def test_published_schemas_are_readable_by_pydantic_v1_gateways():
+    """Jina's gateways rebuild document models from these schemas with a pydantic v1 reader:
+    no `{"type": "null"}` options, no boolean additionalProperties, `definitions` present."""
+    from docarray import DocList
+    from worker_executors import Poem
+
+    from plait.documents import DocumentArray
+    from plait.serve.worker import _json_schema
+
+    class Holder(Poem):
+        poems: DocList[Poem] = DocList[Poem]([])
+
+    for doc_list_type in (DocumentArray, DocList[Poem], DocList[Holder]):
+        schema = _json_schema(doc_list_type)
+        text = json.dumps(schema)
+        assert '"null"' not in text and '"additionalProperties": true' not in text, text
+        if '$defs' in schema:
+            assert schema['definitions'] == schema['$defs']
+    document = _json_schema(DocumentArray)['properties']
+    assert document['text'] == {'type': 'string', 'default': None, 'title': 'Text'}
+    assert document['tags']['type'] == 'object'

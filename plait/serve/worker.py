@@ -263,23 +263,26 @@ class WorkerRuntime:
         return None
 
     def endpoints_proto(self) -> jina_common_pb2.EndpointsProto:
-        from plait.executor import DRY_RUN_ENDPOINT
+        """Endpoints and their document schemas as Jina names them: the default endpoint is
+        '/default', and `_jina_dry_run_` always listed with a full schema (Jina's gateway reads
+        every entry's input and output)."""
+        from plait.documents import DocumentArray
+        from plait.executor import DEFAULT_ENDPOINT, DRY_RUN_ENDPOINT, WIRE_DEFAULT_ENDPOINT
 
         assert self.runner is not None
-        executor = self.runner.executor
+
+        def schema(input_type: Any, output_type: Any, is_generator: bool = False) -> dict[str, Any]:
+            return {'input': {'name': input_type.doc_type.__name__, 'model': _json_schema(input_type)},
+                    'output': {'name': output_type.doc_type.__name__, 'model': _json_schema(output_type)},
+                    'is_generator': is_generator, 'is_singleton_doc': False,
+                    'parameters': {'name': None, 'model': None}}
+
         schemas: dict[str, Any] = {}
-        for endpoint, spec in executor.endpoint_specs.items():
-            schemas[endpoint] = {
-                'input': {'name': spec.input_type.doc_type.__name__, 'model': _json_schema(spec.input_type)},
-                'output': {'name': spec.output_type.doc_type.__name__, 'model': _json_schema(spec.output_type)},
-                'is_generator': spec.is_generator,
-                'is_singleton_doc': False,
-                'parameters': {'name': None, 'model': None},
-            }
-        endpoints = sorted(set(executor.requests) | {DRY_RUN_ENDPOINT})
-        schemas.setdefault(DRY_RUN_ENDPOINT, {'input': None, 'output': None, 'is_generator': False,
-                                              'is_singleton_doc': False, 'parameters': None})
-        proto = jina_common_pb2.EndpointsProto(endpoints=endpoints)
+        for endpoint, spec in self.runner.executor.endpoint_specs.items():
+            wire = WIRE_DEFAULT_ENDPOINT if endpoint == DEFAULT_ENDPOINT else endpoint
+            schemas[wire] = schema(spec.input_type, spec.output_type, spec.is_generator)
+        schemas.setdefault(DRY_RUN_ENDPOINT, schema(DocumentArray, DocumentArray))
+        proto = jina_common_pb2.EndpointsProto(endpoints=sorted(schemas))
         proto.schemas.update(schemas)
         return proto
 
@@ -357,9 +360,34 @@ def _short(text: str) -> str:
 
 def _json_schema(doc_list_type: Any) -> Any:
     try:
-        return doc_list_type.doc_type.model_json_schema()
+        schema = doc_list_type.doc_type.model_json_schema()
     except Exception:  # some tensor types have no JSON schema
         return {'title': doc_list_type.doc_type.__name__, 'type': 'object'}
+    return _portable_schema(schema)
+
+
+def _portable_schema(schema: Any) -> Any:
+    """The schema in the form Jina's gateways (pydantic v1) read too: `Optional[X]` as X (its
+    default says it may be absent) instead of anyOf with null, no boolean additionalProperties,
+    and definitions under both `$defs` and `definitions`."""
+    if isinstance(schema, list):
+        return [_portable_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _portable_schema(value) for key, value in schema.items()}
+    options = out.get('anyOf')
+    if isinstance(options, list):
+        kept = [o for o in options if not (isinstance(o, dict) and o.get('type') == 'null')]
+        if len(kept) == 1 and len(kept) < len(options) and isinstance(kept[0], dict):
+            del out['anyOf']
+            out = {**kept[0], **out}
+        elif len(kept) < len(options):
+            out['anyOf'] = kept
+    if isinstance(out.get('additionalProperties'), bool):  # v1 wrote a plain {"type": "object"}
+        del out['additionalProperties']
+    if '$defs' in out and 'definitions' not in out:
+        out['definitions'] = out['$defs']
+    return out
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:

@@ -226,7 +226,7 @@ class DeploymentConnections:
     def serves(self, endpoint: str) -> bool:
         if self.endpoints is None:
             return True  # unknown yet: let the executor decide
-        return endpoint in self.endpoints or '__default__' in self.endpoints
+        return endpoint in self.endpoints or bool({'/default', '__default__'} & self.endpoints)
 
     async def close(self) -> None:
         await asyncio.gather(*(r.close() for r in self.replicas), return_exceptions=True)

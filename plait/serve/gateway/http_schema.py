@@ -13,7 +13,7 @@ from pydantic import BeforeValidator, ValidationError, create_model
 
 from plait.serve.gateway.merge import DataContentProto
 
-DEFAULT_ENDPOINT = '__default__'
+DEFAULT_ENDPOINT = '/default'  # the default endpoint as endpoint discovery names it
 _BLOB_PREFIX = 'base64:'
 
 
