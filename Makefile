@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench proto lint clean
+.PHONY: venv test demo bench proto lint interop clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,9 @@ bench: venv
 
 proto: venv
 	$(BIN)/python plait/proto/generate.py
+
+interop: venv
+	bash interop/run.sh
 
 lint: venv
 	$(BIN)/ruff check plait tests benchmarks examples
