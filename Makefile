@@ -38,7 +38,7 @@ interop: venv
 	bash interop/run.sh
 
 lint: venv
-	$(BIN)/ruff check plait tests benchmarks examples
+	$(BIN)/ruff check plait tests benchmarks examples interop
 
 clean:
 	rm -rf $(VENV) build *.egg-info
