@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from executors import Cleaner, WordCounter  # noqa: E402
+from demo_executors import Cleaner, WordCounter  # noqa: E402
 
 from plait import Flow  # noqa: E402
 
