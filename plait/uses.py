@@ -48,6 +48,23 @@ def _load_py_module(path: str) -> None:
         raise UsesNotFound(f'py_modules: file {path!r} does not exist') from e
 
 
+def load_py_modules(modules: Any, base: str) -> None:
+    """Load `py_modules:` (one path or a list), relative to the folder `base` of its YAML."""
+    for module in [modules] if isinstance(modules, str) else (modules or []):
+        _load_py_module(os.path.join(base, module))
+
+
+def resolve_yaml_entry(entry: dict[str, Any], base: str) -> dict[str, Any]:
+    """A Deployment's options from a YAML file in folder `base`: its `py_modules` loaded, and a
+    relative `uses:` YAML path made absolute."""
+    entry = dict(entry)
+    load_py_modules(entry.pop('py_modules', None), base)
+    uses = entry.get('uses')
+    if isinstance(uses, str) and uses.endswith(('.yml', '.yaml')) and not os.path.isabs(uses):
+        entry['uses'] = os.path.join(base, uses)
+    return entry
+
+
 def _class_from_string(uses: str) -> type:
     from plait.executor import Executor, registered_executor
 
@@ -86,9 +103,7 @@ def _spec_from_yaml(path: str) -> ExecutorSpec:
         raise BadConfig(f'{path}: unknown key(s) {sorted(unknown)}; expected jtype, with, metas, '
                         'py_modules, requests')
     base = os.path.dirname(os.path.abspath(path))
-    modules = doc.get('py_modules') or (doc.get('metas') or {}).get('py_modules') or []
-    for module in [modules] if isinstance(modules, str) else modules:
-        _load_py_module(os.path.join(base, module))
+    load_py_modules(doc.get('py_modules') or (doc.get('metas') or {}).get('py_modules'), base)
     cls = _class_from_string(str(doc['jtype']))
     metas = dict(doc.get('metas') or {})
     metas.pop('py_modules', None)

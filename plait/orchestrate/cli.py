@@ -97,7 +97,7 @@ def deployment_options_from_yaml(path: str) -> Optional[dict[str, Any]]:
     """The `with:` options of a `jtype: Deployment` YAML (paths made relative to it), or None
     when `path` is some other YAML (an Executor's, used as `uses`)."""
     from plait.errors import BadConfig
-    from plait.uses import _load_py_module
+    from plait.uses import resolve_yaml_entry
     from plait.yaml_config import load_yaml_file
 
     doc = load_yaml_file(path)
@@ -106,14 +106,7 @@ def deployment_options_from_yaml(path: str) -> Optional[dict[str, Any]]:
     options = dict(doc.get('with') or {})
     if not isinstance(options, dict):
         raise BadConfig(f'{path}: `with:` must be a mapping of Deployment options')
-    base = os.path.dirname(os.path.abspath(path))
-    modules = options.pop('py_modules', None) or []
-    for module in [modules] if isinstance(modules, str) else modules:
-        _load_py_module(os.path.join(base, module))
-    uses = options.get('uses')
-    if isinstance(uses, str) and uses.endswith(('.yml', '.yaml')) and not os.path.isabs(uses):
-        options['uses'] = os.path.join(base, uses)
-    return options
+    return resolve_yaml_entry(options, os.path.dirname(os.path.abspath(path)))
 
 
 def deployment_main(argv: Optional[list[str]] = None) -> int:

@@ -22,7 +22,7 @@ def _load(source: str) -> tuple[Any, str]:
 
 def flow_from_yaml(source: str, **overrides: Any) -> Any:
     from plait.orchestrate.flow import Flow
-    from plait.uses import _load_py_module
+    from plait.uses import resolve_yaml_entry
 
     doc, base = _load(source)
     if not isinstance(doc, dict) or doc.get('jtype') != 'Flow':
@@ -39,13 +39,7 @@ def flow_from_yaml(source: str, **overrides: Any) -> Any:
     for i, entry in enumerate(executors):
         if not isinstance(entry, dict):
             raise BadConfig(f'{source}: executors[{i}] must be a mapping, got {entry!r}')
-        entry = dict(entry)
-        modules = entry.pop('py_modules', None) or []
-        for module in [modules] if isinstance(modules, str) else modules:
-            _load_py_module(os.path.join(base, module))
-        uses = entry.get('uses')
-        if isinstance(uses, str) and uses.endswith(('.yml', '.yaml')) and not os.path.isabs(uses):
-            entry['uses'] = os.path.join(base, uses)
+        entry = resolve_yaml_entry(entry, base)
         entry.pop('jtype', None)
         flow.add(**entry)
     return flow
