@@ -115,7 +115,7 @@ def _codec_steps(docs: Any) -> list[tuple[str, Callable[[], Any]]]:
     from plait.documents import DocumentArray
     from plait.proto import jina_data_pb2
     from plait.request import DataRequest
-    from plait.serve.messages import decode_docs, encode_docs
+    from plait.documents import decode_docs, encode_docs
 
     parse = jina_data_pb2.DataRequestProto.FromString
     body = request_bytes(docs)[0]
@@ -174,7 +174,7 @@ def new_section() -> Section:
 
 def measure(section: Section, settings: Settings) -> None:
     def cpu() -> None:
-        from plait.orchestrate.ports import free_port
+        from plait.wire.ports import free_port
 
         with floor.FloorServer(free_port()) as fl:
             _cpu(section, settings, fl)

@@ -18,7 +18,7 @@ def _traffic(section: Section, settings: Settings, fl: floor.FloorServer) -> Non
     from bench_executors import NoOp
 
     from plait import Client, Deployment
-    from plait.orchestrate.ports import free_port
+    from plait.wire.ports import free_port
 
     with Deployment(uses=NoOp, quiet=True) as dep:
         measure_traffic(section, settings, dep.port, 'grpc', fl, TrafficFigures(p50_target=1.5))
@@ -59,7 +59,7 @@ def _startup(section: Section, settings: Settings) -> None:
 
 
 def _free_port() -> int:
-    from plait.orchestrate.ports import free_port
+    from plait.wire.ports import free_port
 
     return free_port()
 

@@ -114,7 +114,7 @@ def new_section() -> Section:
 
 def measure(section: Section, settings: Settings) -> None:
     def traffic_and_readiness() -> None:
-        from plait.orchestrate.ports import free_port
+        from plait.wire.ports import free_port
 
         with floor.FloorServer(free_port()) as fl:
             guarded(section, 'traffic figures', lambda: _traffic(section, settings, fl))

@@ -61,7 +61,7 @@ def measure(section: Section, settings: Settings) -> None:
         return
 
     def measure_all() -> None:
-        from plait.orchestrate.ports import free_port
+        from plait.wire.ports import free_port
 
         with floor.FloorServer(free_port()) as fl:
             for protocol in available:

@@ -79,7 +79,7 @@ def floor_figures() -> dict[str, float]:
     from common import cpu_seconds, pss_mb, rss_mb
     from floor import FloorServer
 
-    from plait.orchestrate.ports import free_port
+    from plait.wire.ports import free_port
 
     with FloorServer(free_port()) as fl:
         return {'start': fl.startup_s, 'cpu': cpu_seconds(fl.pid), 'rss': rss_mb(fl.pid),

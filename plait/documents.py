@@ -10,6 +10,9 @@ from docarray.base_doc.mixins.io import _type_to_protobuf
 from docarray.typing import ID, AnyEmbedding, AnyTensor
 from docarray.typing.abstract_type import AbstractType
 
+from plait.errors import PlaitError
+from plait.wire.constants import INT32_MAX, INT32_MIN
+
 
 class Document(BaseDoc):
     """A document for any modality: text, uri, tags, embedding, tensor, raw bytes."""
@@ -53,7 +56,7 @@ _SCALAR_CONTENT = ('text', 'blob', 'integer', 'float', 'boolean')
 _CONTAINERS = {'list': list, 'set': set, 'tuple': tuple}
 
 
-class _NeedsDocarray(Exception):
+class _NeedsDocarray(PlaitError):
     """This value carries a docarray type that only docarray can rebuild."""
 
 
@@ -96,7 +99,6 @@ def doc_list_from_protobuf(doc_list_type: type, proto: Any) -> Any:
 
 
 # -- fast encoding -------------------------------------------------------------------------
-_INT32 = (-2**31, 2**31 - 1)
 
 
 def _fill_plain(node: Any, value: Any) -> None:
@@ -110,7 +112,7 @@ def _fill_plain(node: Any, value: Any) -> None:
         raise _NeedsDocarray
     elif isinstance(value, bool):
         node.boolean = value
-    elif isinstance(value, int) and _INT32[0] <= value <= _INT32[1]:
+    elif isinstance(value, int) and INT32_MIN <= value <= INT32_MAX:
         node.integer = value
     elif isinstance(value, float):
         node.float = value
@@ -146,3 +148,20 @@ def doc_list_to_protobuf(docs: Iterable[Any], into: Any) -> None:
     """Write documents into the DocListProto `into`."""
     for doc in docs:
         doc_to_protobuf(doc, into.docs.add())
+
+
+# -- documents in a DataContentProto -------------------------------------------------------
+def decode_docs(content: Any, doc_list_type: type) -> Any:
+    """Documents of a DataContentProto (`docs` or `docs_bytes`) as `doc_list_type` (a concrete
+    DocList class)."""
+    from plait.wire.join import doc_list_in
+
+    if content.WhichOneof('documents') is None:
+        return doc_list_type()
+    return doc_list_from_protobuf(doc_list_type, doc_list_in(content))
+
+
+def encode_docs(docs: Any, content: Any) -> None:
+    """Write `docs` (a DocList or list of documents) into a DataContentProto."""
+    content.docs.SetInParent()
+    doc_list_to_protobuf(docs, content.docs)

@@ -5,9 +5,17 @@
     │   └── UsesNotFound          `uses=` names nothing importable
     ├── RuntimeFailedToStart      a process did not become ready (crashed, timed out, port in use)
     ├── InternalNetworkError      a deployment could not be reached (names it and its addresses)
+    │   └── SendError             (gateway) every replica of a deployment failed a call; has the gRPC code
     ├── RequestTimeout            a request took longer than its timeout
-    ├── BadRequest                the request itself is wrong (unknown endpoint, bad documents)
-    └── ExecutorError             user code raised; carries the remote name, args and stack
+    ├── BadRequest                the request itself is wrong (unknown endpoint, documents of the wrong shape)
+    │   └── MalformedRequest      it cannot even be read (not JSON, not protobuf, an invalid regex)
+    ├── ExecutorError             user code raised; carries the remote name, args and stack
+    └── ProbeFailed               (plait ping) the server did not answer, or not healthy
+
+Internal signals, each caught in the module that raises it, never reach users:
+`documents._NeedsDocarray`, `serve.gateway.mux.Busy`, `serve.gateway.http_limits.BodyTooLarge`,
+`serve.gateway.graph.RoutingFailure`, `serve.gateway.grpc_gateway._Refused`.
+`orchestrate.group.Terminated` (SIGTERM inside `with Flow()`) is a KeyboardInterrupt, not an error.
 
 Each message says what failed, where, and what to do about it.
 """
@@ -47,7 +55,12 @@ class RequestTimeout(PlaitError, TimeoutError):
 
 
 class BadRequest(PlaitError, ValueError):
-    """The request cannot be served as sent (unknown endpoint, malformed documents...)."""
+    """The request cannot be served as sent (unknown endpoint, documents of the wrong shape...);
+    the message names the field."""
+
+
+class MalformedRequest(BadRequest):
+    """The request cannot be read at all (not JSON, not protobuf, an invalid regular expression)."""
 
 
 class ExecutorError(PlaitError):
@@ -64,3 +77,7 @@ class ExecutorError(PlaitError):
     def __str__(self) -> str:
         where = f' in executor {self.executor}' if self.executor else ''
         return f'{self.name}{where}: {super().__str__()}'
+
+
+class ProbeFailed(PlaitError):
+    """A probe (`plait ping`, `plait dryrun`) got no answer in time, or not a healthy one."""

@@ -11,9 +11,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-DEFAULT_ENDPOINT = '__default__'
-WIRE_DEFAULT_ENDPOINT = '/default'  # how endpoint discovery names the default endpoint, as Jina does
-DRY_RUN_ENDPOINT = '_jina_dry_run_'
+from plait.wire.constants import DRY_RUN_ENDPOINT
+
+DEFAULT_ENDPOINT = '__default__'  # the key of bare @requests; '/default' on the wire
 
 _ENDPOINTS_ATTR = '__plait_endpoints__'
 _registry: dict[str, type['Executor']] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from plait.proto import jina_data_pb2
-from plait.serve.messages import decode_docs, struct_to_dict
+from plait.wire.messages import struct_to_dict
 
 
 class DataRequest:
@@ -19,7 +19,7 @@ class DataRequest:
     @property
     def docs(self) -> Any:
         if self._docs is None:
-            from plait.documents import DocumentArray
+            from plait.documents import DocumentArray, decode_docs
 
             self._docs = decode_docs(self.proto.data, self._doc_list_type or DocumentArray)
         return self._docs

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from plait.orchestrate.ports import free_port
+from plait.wire.ports import free_port
 
 
 def _children(pid: int | str) -> set[int]:

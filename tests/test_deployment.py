@@ -18,7 +18,7 @@ from worker_executors import (Appender, CrashOnInit, FailingExecutor, Poem, Resu
 
 from plait import Client, Deployment, Document, DocumentArray
 from plait.errors import BadConfig, ExecutorError, InternalNetworkError, RuntimeFailedToStart, UsesNotFound
-from plait.orchestrate.ports import free_port
+from plait.wire.ports import free_port
 
 TESTS = Path(__file__).parent
 

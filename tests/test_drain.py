@@ -23,7 +23,7 @@ from flow_helpers import REPO, Script, alive, script_env, wait_until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from plait import Client, Document, DocumentArray, Executor, Flow, requests
-from plait.orchestrate.ports import free_port
+from plait.wire.ports import free_port
 from plait.uses import class_reference
 
 

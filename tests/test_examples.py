@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plait import Client, Document, Flow
-from plait.orchestrate.ports import free_port
+from plait.wire.ports import free_port
 
 EXAMPLES = Path(__file__).parent.parent / 'examples'
 

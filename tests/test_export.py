@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plait import Client, Document, DocumentArray, Executor, Flow, requests
 from plait.errors import BadConfig
 from plait.orchestrate.export import cli_main
-from plait.orchestrate.ports import free_port
+from plait.wire.ports import free_port
 
 DATA = Path(__file__).parent / 'data' / 'export'
 FLOW_YAML = DATA / 'flow.yml'

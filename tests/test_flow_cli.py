@@ -14,7 +14,7 @@ import pytest
 
 from plait import Client, Document, DocumentArray
 from plait.orchestrate.cli import deployment_main, flow_main
-from plait.orchestrate.ports import free_port
+from plait.wire.ports import free_port
 
 DATA = Path(__file__).parent / 'data' / 'export'
 EXECUTORS = DATA / 'export_executors.py'

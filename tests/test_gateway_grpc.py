@@ -18,8 +18,9 @@ from plait import Client, Document, DocumentArray, Flow
 from plait.errors import PlaitError
 from plait.proto import jina_common_pb2, jina_data_pb2, jina_data_pb2_grpc
 from plait.serve.gateway.filtering import compile_condition, filter_data
-from plait.serve.gateway.merge import merge_data
-from plait.serve.messages import decode_docs, dict_to_struct, encode_docs
+from plait.wire.join import merge_data
+from plait.documents import decode_docs, encode_docs
+from plait.wire.messages import dict_to_struct
 
 HEALTH = 'grpc.health.v1.Health/Check'
 SUCCESS = jina_common_pb2.StatusProto.SUCCESS

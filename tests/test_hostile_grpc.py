@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from plait import Document, DocumentArray, Executor, Flow, requests
 from plait.proto import jina_data_pb2
-from plait.serve.messages import encode_docs
+from plait.documents import encode_docs
 
 UNARY = '/jina.JinaSingleDataRequestRPC/process_single_data'
 STREAM = '/jina.JinaRPC/Call'

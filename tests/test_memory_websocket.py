@@ -30,7 +30,7 @@ import pytest
 
 from plait import DocumentArray, Executor, Flow, requests
 from plait.proto import jina_data_pb2
-from plait.serve.gateway.http_json import json_doc_list_proto
+from plait.wire.json_codec import json_doc_list_proto
 
 MB = 1 << 20
 GROWTH_LIMIT = 0.10

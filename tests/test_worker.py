@@ -65,7 +65,7 @@ def grpcurl(*args: str) -> subprocess.CompletedProcess:
 
 def data_request(endpoint: str, texts=('hello',), parameters=None) -> jina_data_pb2.DataRequestProto:
     from plait import Document, DocumentArray
-    from plait.serve.messages import encode_docs
+    from plait.documents import encode_docs
 
     req = jina_data_pb2.DataRequestProto()
     req.header.request_id = 'req-1'
@@ -132,7 +132,7 @@ def test_sigterm_drains_in_flight_request_then_exits(port):
         busy.join(timeout=30)
         response, _ = result['r']
         assert response.header.status.code == 0
-        from plait.serve.messages import decode_docs
+        from plait.documents import decode_docs
         from plait import DocumentArray
         assert decode_docs(response.data, DocumentArray)[0].tags == {'slept': True}
         assert proc.wait(timeout=15) == 0
@@ -213,7 +213,7 @@ def test_call_stream_serves_many_requests(port):
                 requests.append(req)
             responses = list(stream(iter(requests), timeout=30))
         assert sorted(r.header.request_id for r in responses) == sorted(f'r{i}' for i in range(20))
-        from plait.serve.messages import decode_docs
+        from plait.documents import decode_docs
         from plait import DocumentArray
         texts = sorted(decode_docs(r.data, DocumentArray)[0].text for r in responses)
         assert texts == sorted(f'async t{i}' for i in range(20))

@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from plait.errors import ProbeFailed
+
 GRPC_SCHEMES = {'grpc': False, 'grpcs': True}
 # WebSocket gateways answer the same plain HTTP routes on the same port.
 HTTP_SCHEMES = {'http': False, 'https': True, 'ws': False, 'wss': True}
 DEFAULT_PORTS = {'http': 80, 'https': 443, 'ws': 80, 'wss': 443}
-
-
-class ProbeFailed(Exception):
-    """The server did not answer in time, or answered something other than healthy/ready."""
 
 
 @dataclass(frozen=True)

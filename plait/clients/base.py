@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from plait.errors import BadConfig, ExecutorError
 from plait.proto import jina_common_pb2, jina_data_pb2
 from plait.request import DataRequest
-from plait.serve.messages import dict_to_struct, encode_docs, new_request_id
+from plait.wire.messages import dict_to_struct, new_request_id
 
 PROTOCOLS = ('grpc', 'http', 'websocket')
 _SCHEMES = {'grpc': ('grpc', False), 'grpcs': ('grpc', True), 'http': ('http', False),
@@ -57,6 +57,8 @@ def build_requests(on: str, inputs: Any, request_size: int, parameters: Optional
     if request_size < 1:
         raise BadConfig(f'request_size must be >= 1, got {request_size}')
     from docarray import DocList
+
+    from plait.documents import encode_docs
 
     for batch in _batches(inputs, request_size):
         req = jina_data_pb2.DataRequestProto()

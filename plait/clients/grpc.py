@@ -14,18 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plait.clients.base import ResponseOrder
 from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2, jina_data_pb2_grpc
-from plait.serve.grpc_server import grpc_options
-
-_COMPRESSION = {None: None, 'none': grpc.Compression.NoCompression, 'gzip': grpc.Compression.Gzip,
-                'deflate': grpc.Compression.Deflate}
-
-
-def compression_of(name: Optional[str]) -> Optional[grpc.Compression]:
-    key = name.lower() if isinstance(name, str) else name
-    if key not in _COMPRESSION:
-        raise ValueError(f'compression={name!r}: use none, gzip or deflate')
-    return _COMPRESSION[key]
-
+from plait.wire.channel import compression_of, grpc_options
+from plait.wire.constants import PREFETCH, RESULTS_IN_ORDER, SINGLE_PATH
 
 def translate_rpc_error(e: grpc.RpcError, where: str) -> Exception:
     code = e.code()
@@ -66,7 +56,7 @@ class GrpcTransport:
                     self._sync_channel = grpc.insecure_channel(self.target, options=grpc_options(),
                                                                compression=self._compression)
                 self._sync_call = self._sync_channel.unary_unary(
-                    '/jina.JinaSingleDataRequestRPC/process_single_data',
+                    SINGLE_PATH,
                     request_serializer=jina_data_pb2.DataRequestProto.SerializeToString,
                     response_deserializer=jina_data_pb2.DataRequestProto.FromString)
         try:
@@ -116,8 +106,7 @@ class GrpcTransport:
                         await window.acquire()
                     yield req
 
-            metadata = (('__results_in_order__', 'true' if results_in_order else 'false'),
-                        ('__prefetch__', str(prefetch or 0)))
+            metadata = ((RESULTS_IN_ORDER, 'true' if results_in_order else 'false'), (PREFETCH, str(prefetch or 0)))
             call = stub.Call(outgoing(), timeout=timeout, metadata=metadata)
             order = ResponseOrder(requests, results_in_order)
             async for response in call:

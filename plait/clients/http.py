@@ -2,17 +2,17 @@
 at most `prefetch` in flight; probes are `GET /readyz` (falling back to `/dry_run` on gateways
 without it), `GET /`, `GET /dry_run` and `GET /status`.
 
-Documents travel as JSON (see plait.serve.gateway.http_json): types that JSON cannot say
+Documents travel as JSON (see plait.wire.json_codec): types that JSON cannot say
 (tensor dtypes, ints beyond int32) come back as plain numbers and lists.
 """
 
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import quote
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from google.protobuf import json_format
@@ -20,8 +20,10 @@ from google.protobuf import json_format
 from plait.clients.base import ResponseOrder
 from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
 from plait.proto import jina_data_pb2
-from plait.proto._docarray import docarray_pb2
-from plait.serve.gateway.http_json import docs_json, json_doc_list_proto, status_from_json
+from plait.wire.constants import WIRE_DEFAULT_ENDPOINT
+from plait.wire.json_codec import docs_json, json_doc_list_proto, status_from_json
+from plait.wire.join import doc_list_in
+from plait.wire.messages import error_status
 
 Verify = bool | str | ssl.SSLContext
 DataRequestProto = jina_data_pb2.DataRequestProto
@@ -44,11 +46,7 @@ def ssl_context(verify: Verify) -> ssl.SSLContext:
 
 def request_json(request: DataRequestProto) -> dict[str, Any]:
     """A DataRequestProto as the JSON body of `POST /post`."""
-    content = request.data
-    if content.WhichOneof('documents') == 'docs_bytes':
-        doc_list = docarray_pb2.DocListProto.FromString(content.docs_bytes)
-    else:
-        doc_list = content.docs
+    doc_list = doc_list_in(request.data)
     header = json_format.MessageToDict(request.header, preserving_proto_field_name=True)
     return {
         'header': header,
@@ -63,7 +61,7 @@ def endpoint_path(request: DataRequestProto) -> str:
     """The route a gateway that serves endpoints as routes uses: '/' is '/default'."""
     endpoint = request.header.exec_endpoint or '/'
     if endpoint == '/':
-        return '/default'
+        return WIRE_DEFAULT_ENDPOINT
     return quote(endpoint if endpoint.startswith('/') else '/' + endpoint, safe='/')
 
 
@@ -98,10 +96,7 @@ def response_proto(body: dict[str, Any], request_id: str) -> DataRequestProto:
 def _error_proto(request: DataRequestProto, description: str, name: str) -> DataRequestProto:
     failed = DataRequestProto()
     failed.header.CopyFrom(request.header)
-    failed.header.status.code = failed.header.status.ERROR
-    failed.header.status.description = description
-    failed.header.status.exception.name = name
-    failed.header.status.exception.args.append(description)
+    failed.header.status.CopyFrom(error_status(description, name=name))
     return failed
 
 

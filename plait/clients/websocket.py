@@ -14,9 +14,9 @@ from plait.clients.base import ResponseOrder
 from plait.clients.http import HttpTransport, Verify, ssl_context
 from plait.errors import InternalNetworkError, RequestTimeout
 from plait.proto import jina_data_pb2
+from plait.wire.constants import END_OF_INPUT
 
 DataRequestProto = jina_data_pb2.DataRequestProto
-END_OF_INPUT = bytes(True)  # b'\x00'
 CONNECT_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0  # for the server's close frame, after the last answer
 

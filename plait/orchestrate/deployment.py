@@ -10,7 +10,7 @@ from typing import Any, Optional, Union
 from plait.errors import BadConfig
 from plait.logs import get_logger
 from plait.orchestrate.orchestration import LOCAL_HOST, Orchestration
-from plait.orchestrate.ports import free_port
+from plait.wire.ports import free_port
 from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
 from plait.uses import class_reference, resolve_uses

@@ -12,7 +12,7 @@ from plait.errors import BadConfig
 from plait.logs import get_logger
 from plait.orchestrate.deployment import GATEWAY_MODULE, Deployment
 from plait.orchestrate.orchestration import Orchestration
-from plait.orchestrate.ports import free_port
+from plait.wire.ports import free_port
 from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, GatewayConfig
 

@@ -3,7 +3,6 @@ health service, server reflection and `jina.JinaInfoRPC/_status`."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Iterable, Optional
 
 import grpc
@@ -15,32 +14,10 @@ from grpc_reflection.v1alpha import reflection
 from plait.errors import RuntimeFailedToStart
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc
 from plait.serve.info import status_info
+from plait.wire.channel import grpc_options
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-DEFAULT_MAX_RECEIVE_BYTES = 256 * 1024 * 1024  # a guard against hostile payloads; -1 = unlimited
-
-
-def _env_bytes(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
-
-
-def grpc_options() -> list[tuple[str, Any]]:
-    """Channel and server options shared by every plait hop: unlimited sends, receives capped
-    at 256 MiB (PLAIT_GRPC_SEND_BYTES / PLAIT_GRPC_RECV_BYTES override; -1 = unlimited), and
-    keepalive pings."""
-    return [
-        ('grpc.max_send_message_length', _env_bytes('PLAIT_GRPC_SEND_BYTES', -1)),
-        ('grpc.max_receive_message_length', _env_bytes('PLAIT_GRPC_RECV_BYTES', DEFAULT_MAX_RECEIVE_BYTES)),
-        ('grpc.keepalive_time_ms', 9999),
-        ('grpc.keepalive_timeout_ms', 4999),
-        ('grpc.keepalive_permit_without_calls', 1),
-        ('grpc.http2.max_pings_without_data', 0),
-        ('grpc.so_reuseport', 0),
-    ]
 
 
 class InfoServicer(jina_common_pb2_grpc.JinaInfoRPCServicer):

@@ -24,8 +24,9 @@ from plait.logs import get_logger
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2
 from plait.serve.grpc_server import bytes_service, set_serving, start_grpc_server
 from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signal_ready
-from plait.serve.messages import (decode_docs, now_timestamp, dict_to_struct, encode_docs, exception_status,
-                                  struct_to_dict)
+from plait.wire.constants import DRY_RUN_ENDPOINT, IS_ERROR, WIRE_DEFAULT_ENDPOINT
+from plait.wire.join import doc_list_in, join_doc_lists
+from plait.wire.messages import dict_to_struct, error_status, now_timestamp, struct_to_dict
 
 DataRequestProto = jina_data_pb2.DataRequestProto
 StatusProto = jina_common_pb2.StatusProto
@@ -56,8 +57,9 @@ class ExecutorRunner:
     """Calls the Executor for one data request and turns the outcome into a response."""
 
     def __init__(self, executor: Any, name: str, allow_concurrent: bool):
-        from plait.executor import DRY_RUN_ENDPOINT
+        from plait.documents import decode_docs, encode_docs
 
+        self._decode, self._encode = decode_docs, encode_docs
         self.executor = executor
         self.name = name
         self._dry_run = DRY_RUN_ENDPOINT
@@ -86,11 +88,11 @@ class ExecutorRunner:
             else:
                 await self._call(key, requests, response)
         except Exception as ex:  # user code or bad documents: report, keep serving
-            status = exception_status(ex, executor=self.name)
+            status = error_status(ex, executor=self.name)
             response.header.status.CopyFrom(status)
             route.status.CopyFrom(status)
             if context is not None:
-                context.set_trailing_metadata((('is-error', 'true'),))
+                context.set_trailing_metadata(IS_ERROR)
             if not isinstance(ex, (ValueError, LookupError)):
                 get_logger(self.name).error('%s raised on %s: %r', self.name, endpoint, ex)
         route.end_time.CopyFrom(now_timestamp())
@@ -103,8 +105,8 @@ class ExecutorRunner:
 
     async def _call(self, key: str, requests: list[DataRequestProto], response: DataRequestProto) -> None:
         spec = self.executor.endpoint_specs[key]
-        docs_matrix = [decode_docs(r.data, spec.input_type) for r in requests]
-        docs = docs_matrix[0] if len(docs_matrix) == 1 else _merge_by_id(docs_matrix, spec.input_type)
+        docs_matrix = [self._decode(r.data, spec.input_type) for r in requests]
+        docs = docs_matrix[0] if len(docs_matrix) == 1 else self._joined(requests, spec.input_type)
         parameters = struct_to_dict(requests[0].parameters)
         kwargs = spec.call_kwargs(docs=docs, parameters=parameters,
                                   docs_matrix=docs_matrix if len(docs_matrix) > 1 else None,
@@ -128,16 +130,13 @@ class ExecutorRunner:
         if not hasattr(out, 'to_protobuf'):
             raise TypeError(f'{type(self.executor).__name__}.{spec.method_name} returned '
                             f'{type(result).__name__}; return a DocList, a dict or None')
-        encode_docs(out, response.data)
+        self._encode(out, response.data)
 
-
-def _merge_by_id(docs_matrix: list[Any], doc_list_type: type) -> Any:
-    """Documents of several predecessors, one per id, later fields overriding earlier ones."""
-    merged: dict[str, Any] = {}
-    for docs in docs_matrix:
-        for doc in docs:
-            merged[doc.id] = doc
-    return doc_list_type(list(merged.values()))
+    def _joined(self, requests: list[DataRequestProto], doc_list_type: type) -> Any:
+        """The documents of several predecessors joined by id as the gateway joins them."""
+        content = DataRequestProto.DataContentProto()
+        content.docs.CopyFrom(join_doc_lists([doc_list_in(r.data) for r in requests]))
+        return self._decode(content, doc_list_type)
 
 
 def _parse(body: bytes, message: Any) -> Any:
@@ -267,7 +266,7 @@ class WorkerRuntime:
         '/default', and `_jina_dry_run_` always listed with a full schema (Jina's gateway reads
         every entry's input and output)."""
         from plait.documents import DocumentArray
-        from plait.executor import DEFAULT_ENDPOINT, DRY_RUN_ENDPOINT, WIRE_DEFAULT_ENDPOINT
+        from plait.executor import DEFAULT_ENDPOINT
 
         assert self.runner is not None
 

@@ -14,12 +14,12 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
+from plait.errors import InternalNetworkError
 from plait.serve.gateway.mux import Busy, MuxStream
-from plait.serve.grpc_server import grpc_options
+from plait.wire.constants import SINGLE_PATH, WIRE_DEFAULT_ENDPOINT
+from plait.wire.channel import grpc_options
 
-SINGLE_PATH = '/jina.JinaSingleDataRequestRPC/process_single_data'
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.NOT_FOUND,
@@ -32,15 +32,14 @@ _CHANNEL_OPTIONS = [
 ]
 
 
-class SendError(Exception):
+class SendError(InternalNetworkError):
     """A deployment could not serve a request: which one, where, and the last gRPC error."""
 
     def __init__(self, deployment: str, addresses: list[str], code: grpc.StatusCode, details: str):
-        self.deployment = deployment
-        self.addresses = addresses
         self.code = code
         self.details = details
-        super().__init__(self.describe())
+        super().__init__('', deployment, addresses)
+        self.args = (self.describe(),)
 
     def describe(self) -> str:
         first = (self.details or self.code.name).split(';')[0].strip()
@@ -213,7 +212,7 @@ class DeploymentConnections:
                 reply = await stub.endpoint_discovery(empty_pb2.Empty(), timeout=timeout)
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.UNIMPLEMENTED:
-                    self.endpoints = {'/default'}
+                    self.endpoints = {WIRE_DEFAULT_ENDPOINT}
                     return
                 continue
             self.endpoints = set(reply.endpoints)
@@ -226,17 +225,8 @@ class DeploymentConnections:
     def serves(self, endpoint: str) -> bool:
         if self.endpoints is None:
             return True  # unknown yet: let the executor decide
-        return endpoint in self.endpoints or bool({'/default', '__default__'} & self.endpoints)
+        return endpoint in self.endpoints or bool({WIRE_DEFAULT_ENDPOINT, '__default__'} & self.endpoints)
 
     async def close(self) -> None:
         await asyncio.gather(*(r.close() for r in self.replicas), return_exceptions=True)
 
-
-def status_error(message: str, name: str = 'InternalNetworkError', stacks: Optional[list[str]] = None,
-                 executor: str = '') -> jina_common_pb2.StatusProto:
-    status = jina_common_pb2.StatusProto(code=jina_common_pb2.StatusProto.ERROR, description=message)
-    status.exception.name = name
-    status.exception.args.append(message)
-    status.exception.stacks.extend(stacks or [])
-    status.exception.executor = executor
-    return status

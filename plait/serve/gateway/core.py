@@ -10,8 +10,9 @@ from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import GatewayConfig
 from plait.serve.gateway.connections import Replica
-from plait.serve.gateway.graph import DRY_RUN_ENDPOINT, Graph, RoutingFailure
-from plait.serve.gateway.merge import DataContentProto
+from plait.serve.gateway.graph import Graph, RoutingFailure
+from plait.wire.constants import DRY_RUN_ENDPOINT
+from plait.wire.join import DataContentProto
 
 StatusProto = jina_common_pb2.StatusProto
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plait.proto._docarray import docarray_pb2
-from plait.serve.gateway.merge import DataContentProto, doc_list_of
+from plait.wire.join import DataContentProto, doc_list_of
 
 Predicate = Callable[[Any], bool]
 _MISSING = object()

@@ -13,21 +13,21 @@ from typing import Any, Optional
 
 import grpc
 
-from plait.errors import InternalNetworkError
+from plait.errors import InternalNetworkError, MalformedRequest, PlaitError
 from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
-from plait.serve.gateway.connections import (DeploymentConnections, Replica, SendError,
-                                             status_error)
+from plait.serve.gateway.connections import DeploymentConnections, Replica, SendError
 from plait.serve.gateway.filtering import compile_condition, filter_data
-from plait.serve.gateway.merge import merge_data
-from plait.serve.messages import now_timestamp
+from plait.wire.channel import compression_of
+from plait.wire.constants import DRY_RUN_ENDPOINT, ENDPOINT
+from plait.wire.join import merge_data
+from plait.wire.messages import error_status, new_request_id, now_timestamp
 
 ERROR = jina_common_pb2.StatusProto.ERROR
-DRY_RUN_ENDPOINT = '_jina_dry_run_'
 
 
-class RoutingFailure(Exception):
+class RoutingFailure(PlaitError):
     """A request failed inside the graph; `response` carries the StatusProto for the client,
     `code` the gRPC code behind it (for HTTP status mapping)."""
 
@@ -40,8 +40,6 @@ class RoutingFailure(Exception):
 class Graph:
     def __init__(self, config: GatewayConfig, logger: logging.Logger,
                  on_replica_change: Any = None):
-        from plait.clients.grpc import compression_of
-
         self.config = config
         self.logger = logger
         self.targets: dict[str, DeploymentTarget] = {d.name: d for d in config.deployments}
@@ -113,7 +111,6 @@ class Graph:
         itself detects (unreachable deployment, timeout, unknown endpoint)."""
         header = request.header
         if not header.request_id:
-            from plait.serve.messages import new_request_id
             header.request_id = new_request_id()
         endpoint = header.exec_endpoint if header.HasField('exec_endpoint') else '/'
         target_re = self._target_regex(header.target_executor) if header.HasField('target_executor') \
@@ -147,8 +144,7 @@ class Graph:
         try:
             return re.compile(pattern)
         except re.error as e:
-            from plait.errors import BadRequest
-            raise BadRequest(f'target_executor {pattern!r} is not a valid regular expression: {e}') from None
+            raise MalformedRequest(f'target_executor {pattern!r} is not a valid regular expression: {e}') from None
 
     def _check_endpoint(self, request: RawDataRequest, endpoint: str) -> None:
         if endpoint == DRY_RUN_ENDPOINT or not self.deployments:
@@ -158,7 +154,7 @@ class Graph:
         shown = endpoint if len(endpoint) <= 200 else endpoint[:200] + '...'  # error details must stay small
         message = (f'endpoint {shown!r} is not served by any executor of this Flow; served endpoints: '
                    f'{[e for e in self.all_endpoints() if e != DRY_RUN_ENDPOINT]}')
-        request.header.status.CopyFrom(status_error(message, name='BadRequest'))
+        request.header.status.CopyFrom(error_status(message, name='BadRequest'))
         raise RoutingFailure(request, grpc.StatusCode.NOT_FOUND)
 
     async def _run_node(self, target: DeploymentTarget, endpoint: str, target_re: Optional[re.Pattern],
@@ -213,7 +209,7 @@ class Graph:
                     request: RawDataRequest) -> RawDataRequest:
         timeout_ms = target.timeout_send if target.timeout_send is not None else self.config.timeout_send
         timeout = timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
-        metadata = (('endpoint', quote(endpoint, safe='/_-.~')),)  # metadata must be ASCII
+        metadata = ((ENDPOINT, quote(endpoint, safe='/_-.~')),)  # metadata must be ASCII
         payload = request.SerializeToString()
         shards = conn.shards if target.polling_for(endpoint) == 'ALL' else [conn.pick_any_shard()]
         try:
@@ -226,7 +222,7 @@ class Graph:
                 raise InternalNetworkError(e.describe(), e.deployment, e.addresses) from e
             except InternalNetworkError as network_error:
                 stacks = traceback.format_exception(network_error)
-            failed.header.status.CopyFrom(status_error(e.describe(), stacks=stacks))
+            failed.header.status.CopyFrom(error_status(e.describe(), stacks=stacks))
             self.logger.warning('%s', e.describe())
             raise RoutingFailure(failed, e.code) from None
         return responses[0] if len(responses) == 1 else self._join(responses)

@@ -30,7 +30,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.scalars import JSON
 
 from plait.serve.gateway.http_routes import JsonGateway
-from plait.serve.gateway.http_schema import BadInput
+from plait.errors import BadRequest
 
 MAX_QUERY_CHARS = 1 << 20
 MAX_TOKENS = 20_000
@@ -125,7 +125,7 @@ def add_graphql_route(app: Any, gateway: JsonGateway) -> None:
         def parse_json(self, data: str | bytes) -> Any:
             try:
                 body = loads(data)
-            except BadInput as e:
+            except BadRequest as e:
                 raise HTTPException(400, str(e)) from None
             query = body.get('query') if isinstance(body, dict) else None
             if isinstance(query, str) and len(query) > MAX_QUERY_CHARS:

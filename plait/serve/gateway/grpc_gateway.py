@@ -11,19 +11,20 @@ import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError
 
+from plait.errors import PlaitError
 from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.gateway.graph import RoutingFailure
 from plait.serve.grpc_server import bytes_service
+from plait.wire.constants import IS_ERROR, PREFETCH, RESULTS_IN_ORDER
 
-_IS_ERROR = (('is-error', 'true'),)
 # an executor refused the request itself (malformed documents, too large): a gRPC status for
 # the caller, not an error response that would carry the offending bytes back
 _REFUSED = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
-class _Refused(Exception):
+class _Refused(PlaitError):
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(message)
         self.code = code
@@ -61,18 +62,19 @@ class GrpcGateway:
             # no executor serves the endpoint, or one refused the request itself
             if failure.code == grpc.StatusCode.NOT_FOUND or failure.code in _REFUSED:
                 await context.abort(failure.code, failure.response.header.status.description)
-            context.set_trailing_metadata(_IS_ERROR)
+            context.set_trailing_metadata(IS_ERROR)
             return failure.response.SerializeToString()
         if response.header.status.code == jina_common_pb2.StatusProto.ERROR:
-            context.set_trailing_metadata(_IS_ERROR)
+            context.set_trailing_metadata(IS_ERROR)
         return response.SerializeToString()
 
     async def call(self, bodies: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
         metadata = dict(context.invocation_metadata() or ())
-        in_order = metadata.get('__results_in_order__') == 'true'
+        in_order = metadata.get(RESULTS_IN_ORDER) == 'true'
         prefetch = self.prefetch
-        if metadata.get('__prefetch__', '').isdigit() and int(metadata['__prefetch__']) > 0:
-            prefetch = min(prefetch, int(metadata['__prefetch__'])) if prefetch else int(metadata['__prefetch__'])
+        asked = metadata.get(PREFETCH, '')
+        if asked.isdigit() and int(asked) > 0:
+            prefetch = min(prefetch, int(asked)) if prefetch else int(asked)
         window = asyncio.Semaphore(prefetch) if prefetch else None
         results: asyncio.Queue = asyncio.Queue()
         counter = {'sent': 0, 'done_reading': False}

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from plait.serve.gateway.config import GatewayConfig
 from plait.serve.gateway.core import GatewayCore
-from plait.serve.gateway.http_json import status_json
+from plait.wire.json_codec import status_json
 from plait.serve.gateway.http_routes import JsonGateway, add_data_routes, data_routes
 
 DEFAULT_TITLE = 'plait gateway'

@@ -7,12 +7,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from plait.serve.gateway.connections import status_error
-from plait.serve.gateway.http_json import error_json
+from plait.errors import PlaitError
+from plait.wire.json_codec import error_json
+from plait.wire.messages import error_status
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(PlaitError):
+    """A body grew over the limit while being read."""
 
 
 class BodyLimitMiddleware:
@@ -21,7 +22,7 @@ class BodyLimitMiddleware:
         self.limit = max_body_bytes
 
     def _message(self, size: str) -> bytes:
-        status = status_error(f'the request body ({size}) is over the limit of {self.limit} bytes '
+        status = error_status(f'the request body ({size}) is over the limit of {self.limit} bytes '
                               f'(gateway option max_body_bytes)', name='BadRequest')
         return json.dumps(error_json(status), separators=(',', ':')).encode()
 

@@ -16,9 +16,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from plait.serve.gateway.http_routes import DataRoute
 from plait.serve.gateway.http_schema import input_schema, output_schema
+from plait.wire.constants import DRY_RUN_ENDPOINT
 
 STATIC = '/docs/static'
-_DRY_RUN = '_jina_dry_run_'
 
 
 def _document_schema() -> dict[str, Any]:
@@ -124,7 +124,7 @@ def build_openapi(app: Any, title: str, description: str, version: str, routes: 
     error = {'type': 'object', 'properties': {
         'header': {'type': 'object', 'properties': {'status': {'$ref': '#/components/schemas/Status'}}}}}
     components.schemas['ErrorResponse'] = error
-    served = sorted(e for e in schemas if e != _DRY_RUN) or None
+    served = sorted(e for e in schemas if e != DRY_RUN_ENDPOINT) or None
     document = _document_schema()
     for route in routes:
         endpoints = [route.endpoint] if route.endpoint else (served or ['/'])

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plait.proto.plait_raw_pb2 import RawDataRequest
-from plait.serve.gateway.http_schema import BadInput, InputEncoder, MalformedBody
-from plait.serve.messages import dict_to_struct, new_request_id
+from plait.errors import BadRequest, MalformedRequest
+from plait.serve.gateway.http_schema import InputEncoder
+from plait.wire.messages import dict_to_struct, new_request_id
 
 RESERVED_PARAMETERS = ('__results__',)  # written by the executors (their returned dicts): dropped from input
 MAX_PARAMETER_DEPTH = 32  # protobuf Struct nests 2 messages per level; parsers stop at 100 messages
@@ -45,7 +46,7 @@ def _pick(body: dict[str, Any], snake: str, camel: str) -> Any:
 def _string(value: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise BadInput(f'{name} must be a string, got {type(value).__name__}')
+    raise BadRequest(f'{name} must be a string, got {type(value).__name__}')
 
 
 def _shown(text: str, limit: int = 60) -> str:
@@ -59,13 +60,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise MalformedBody(f'malformed JSON: key {_shown(key)} appears twice in one object; send it once')
+                raise MalformedRequest(f'malformed JSON: key {_shown(key)} appears twice in one object; send it once')
             seen.add(key)
     return obj
 
 
 def _no_constant(name: str) -> Any:
-    raise MalformedBody(f'malformed JSON: {name} is not a JSON number; send null or a finite number')
+    raise MalformedRequest(f'malformed JSON: {name} is not a JSON number; send null or a finite number')
 
 
 def _path(parent: str, key: str | int) -> str:
@@ -100,23 +101,23 @@ def loads(raw: bytes | str) -> Any:
         try:
             text = bytes(raw).decode('utf-8-sig')  # strict: encoded surrogates are refused as well
         except UnicodeDecodeError as e:
-            raise MalformedBody(f'the body is not UTF-8 text (invalid byte at offset {e.start}): '
+            raise MalformedRequest(f'the body is not UTF-8 text (invalid byte at offset {e.start}): '
                                 f'send JSON encoded as UTF-8') from None
     else:
         text = raw
     try:
         value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except MalformedBody:
+    except MalformedRequest:
         raise
     except RecursionError:
-        raise MalformedBody('malformed JSON: nested too deeply (arrays or objects about 1000 levels deep); '
+        raise MalformedRequest('malformed JSON: nested too deeply (arrays or objects about 1000 levels deep); '
                             'flatten the request') from None
     except ValueError as e:
-        raise MalformedBody(f'malformed JSON: {e}') from None
+        raise MalformedRequest(f'malformed JSON: {e}') from None
     if _SURROGATE_ESCAPE.search(text):
         where = _lone_surrogate(value)
         if where is not None:
-            raise MalformedBody(f'{where}: holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its '
+            raise MalformedRequest(f'{where}: holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its '
                                 f'pair), which is not Unicode text')
     return value
 
@@ -132,25 +133,25 @@ def _check_parameters(parameters: dict[str, Any]) -> None:
         item, where, depth = stack.pop()
         if isinstance(item, (dict, list)):
             if depth > MAX_PARAMETER_DEPTH:
-                raise BadInput(f'{where}: parameters are nested more than {MAX_PARAMETER_DEPTH} levels deep')
+                raise BadRequest(f'{where}: parameters are nested more than {MAX_PARAMETER_DEPTH} levels deep')
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             stack.extend((inner, _path(where, key), depth + 1) for key, inner in pairs)
         elif isinstance(item, float) and not math.isfinite(item) \
                 or isinstance(item, int) and not isinstance(item, bool) and abs(item) > _MAX_DOUBLE:
-            raise BadInput(f'{where}: the number is out of the range of a double (parameters are JSON numbers '
+            raise BadRequest(f'{where}: the number is out of the range of a double (parameters are JSON numbers '
                            f'up to about 1.8e308)')
 
 
 def parse_body(body: Any, endpoint: str | None = None) -> JsonRequest:
     """Check the shape of a JSON request; `endpoint` fixes the executor endpoint (CRUD and
-    exposed routes), else the body's exec_endpoint (default '/'). Raises BadInput (422) naming
+    exposed routes), else the body's exec_endpoint (default '/'). Raises BadRequest (422) naming
     the field: a non-object body, fields of the wrong type, parameters nested over
     MAX_PARAMETER_DEPTH or with numbers no double holds. A `__results__` parameter is dropped."""
     if not isinstance(body, dict):
-        raise BadInput(f'the body must be a JSON object with "data" and "parameters", got {type(body).__name__}')
+        raise BadRequest(f'the body must be a JSON object with "data" and "parameters", got {type(body).__name__}')
     header = body.get('header') or {}
     if not isinstance(header, dict):
-        raise BadInput(f'header must be an object, got {type(header).__name__}')
+        raise BadRequest(f'header must be an object, got {type(header).__name__}')
     if endpoint is None:
         endpoint = _string(_pick(body, 'exec_endpoint', 'execEndpoint'), 'exec_endpoint') \
             or _string(_pick(header, 'exec_endpoint', 'execEndpoint'), 'header.exec_endpoint') or '/'
@@ -162,7 +163,7 @@ def parse_body(body: Any, endpoint: str | None = None) -> JsonRequest:
     if parameters is None:
         parameters = {}
     if not isinstance(parameters, dict):
-        raise BadInput(f'parameters must be an object, got {type(parameters).__name__}')
+        raise BadRequest(f'parameters must be an object, got {type(parameters).__name__}')
     _check_parameters(parameters)
     data = body.get('data')
     if data is None:
@@ -172,11 +173,11 @@ def parse_body(body: Any, endpoint: str | None = None) -> JsonRequest:
     elif isinstance(data, dict) and 'docs' in data:
         docs = data['docs'] if isinstance(data['docs'], list) else None  # type: ignore[assignment]
         if docs is None:
-            raise BadInput(f'data.docs must be a list of documents, got {type(data["docs"]).__name__}')
+            raise BadRequest(f'data.docs must be a list of documents, got {type(data["docs"]).__name__}')
     elif isinstance(data, dict):
         docs = [data]  # a single document
     else:
-        raise BadInput(f'data must be a list of documents or {{"docs": [...]}}, got {type(data).__name__}')
+        raise BadRequest(f'data must be a list of documents or {{"docs": [...]}}, got {type(data).__name__}')
     return JsonRequest(endpoint, docs, parameters, target or None, request_id)
 
 
@@ -190,6 +191,6 @@ def build_request(parsed: JsonRequest, encoder: InputEncoder, schemas: dict[str,
     try:
         dict_to_struct(parsed.parameters, request.parameters)
     except (TypeError, ValueError, OverflowError) as e:
-        raise BadInput(f'parameters: {e}') from None
+        raise BadRequest(f'parameters: {e}') from None
     request.data = encoder.encode(schemas, parsed.endpoint, parsed.docs)
     return request

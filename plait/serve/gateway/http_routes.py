@@ -39,15 +39,15 @@ import grpc
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from plait.errors import BadRequest
+from plait.errors import BadRequest, MalformedRequest
 from plait.proto import jina_common_pb2
-from plait.serve.gateway.connections import status_error
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.gateway.graph import RoutingFailure
-from plait.serve.gateway.http_json import docs_json, error_json, message_json
 from plait.serve.gateway.http_request import build_request, loads, parse_body
-from plait.serve.gateway.http_schema import BadInput, InputEncoder
-from plait.serve.gateway.merge import doc_list_of
+from plait.serve.gateway.http_schema import InputEncoder
+from plait.wire.join import doc_list_of
+from plait.wire.json_codec import docs_json, error_json, message_json
+from plait.wire.messages import error_status
 
 ERROR = jina_common_pb2.StatusProto.ERROR
 CRUD = (('/index', 'POST'), ('/search', 'POST'), ('/update', 'PUT'), ('/delete', 'DELETE'))
@@ -68,6 +68,11 @@ def http_status_of(failure: RoutingFailure) -> int:
     return 500
 
 
+def bad_request_status(e: BadRequest) -> int:
+    """400 for a request that cannot be read, 422 for one of the wrong shape."""
+    return 400 if isinstance(e, MalformedRequest) else 422
+
+
 class JsonGateway:
     """JSON requests in, JSON answers out (with their HTTP status): what HTTP routes and
     WebSocket text messages share."""
@@ -80,8 +85,8 @@ class JsonGateway:
     async def handle_bytes(self, raw: bytes | str, endpoint: str | None = None) -> tuple[int, dict[str, Any]]:
         try:
             body = loads(raw)
-        except BadInput as e:
-            return e.http_status, error_json(status_error(str(e), name='BadRequest'))
+        except BadRequest as e:
+            return bad_request_status(e), error_json(error_status(str(e), name='BadRequest'))
         return await self.handle(body, endpoint)
 
     async def handle(self, body: Any, endpoint: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -91,17 +96,18 @@ class JsonGateway:
             request_id = parsed.request_id
             await self.core.discover()
             request = build_request(parsed, self.encoder, self.core.schemas())
-        except BadInput as e:
-            return e.http_status, error_json(status_error(str(e), name='BadRequest'), request_id)
+        except BadRequest as e:
+            return bad_request_status(e), error_json(error_status(str(e), name='BadRequest'), request_id)
         except RecursionError:  # documents nested deeper than validation or protobuf can follow
-            return 422, error_json(status_error('data: documents nested too deeply to encode; flatten them',
+            return 422, error_json(error_status('data: documents nested too deeply to encode; flatten them',
                                                 name='BadRequest'), request_id)
         try:
             response = await self.core.process(request)
         except RoutingFailure as failure:
             return http_status_of(failure), message_json(failure.response, None)
         except BadRequest as e:  # e.g. target_executor is not a valid regular expression
-            return 400, error_json(status_error(str(e), name='BadRequest'), request.header.request_id)
+            return bad_request_status(e), error_json(error_status(str(e), name='BadRequest'),
+                                                     request.header.request_id)
         if response.header.status.code == ERROR:
             return 500, message_json(response, None)
         return 200, message_json(response, docs_json(doc_list_of(response.data)))

@@ -11,30 +11,19 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BeforeValidator, ValidationError, create_model
 
-from plait.serve.gateway.merge import DataContentProto
-
-DEFAULT_ENDPOINT = '/default'  # the default endpoint as endpoint discovery names it
-_BLOB_PREFIX = 'base64:'
-
-
-class BadInput(ValueError):
-    """Documents or fields that do not fit what the endpoint takes; the message names the field.
-    `http_status` is what the HTTP gateway answers (422 = well-formed JSON of the wrong shape)."""
-
-    http_status = 422
+from plait.errors import BadRequest
+from plait.wire.constants import BLOB_PREFIX, WIRE_DEFAULT_ENDPOINT
+from plait.wire.join import DataContentProto
 
 
-class MalformedBody(BadInput):
-    """The body is not JSON at all."""
 
-    http_status = 400
 
 
 def _blob_in(value: Any) -> Any:
     """Bytes fields take text (UTF-8) or `base64:<data>` as written by the JSON encoder."""
-    if isinstance(value, str) and value.startswith(_BLOB_PREFIX):
+    if isinstance(value, str) and value.startswith(BLOB_PREFIX):
         try:
-            return base64.b64decode(value[len(_BLOB_PREFIX):], validate=True)
+            return base64.b64decode(value[len(BLOB_PREFIX):], validate=True)
         except ValueError:
             return value
     return value
@@ -123,7 +112,7 @@ def doc_model_from_schema(schema: dict[str, Any], name: str | None = None) -> An
 
 def input_schema(schemas: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
     """The JSON schema of the documents `endpoint` takes, if the executors published one."""
-    entry = schemas.get(endpoint) or schemas.get(DEFAULT_ENDPOINT)
+    entry = schemas.get(endpoint) or schemas.get(WIRE_DEFAULT_ENDPOINT)
     if not isinstance(entry, dict) or not isinstance(entry.get('input'), dict):
         return None
     model = entry['input'].get('model')
@@ -131,7 +120,7 @@ def input_schema(schemas: dict[str, Any], endpoint: str) -> dict[str, Any] | Non
 
 
 def output_schema(schemas: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
-    entry = schemas.get(endpoint) or schemas.get(DEFAULT_ENDPOINT)
+    entry = schemas.get(endpoint) or schemas.get(WIRE_DEFAULT_ENDPOINT)
     if not isinstance(entry, dict) or not isinstance(entry.get('output'), dict):
         return None
     model = entry['output'].get('model')
@@ -186,16 +175,16 @@ class InputEncoder:
         items = []
         for i, values in enumerate(docs):
             if not isinstance(values, dict):
-                raise BadInput(f'data[{i}] must be a JSON object (a document), got {type(values).__name__}')
+                raise BadRequest(f'data[{i}] must be a JSON object (a document), got {type(values).__name__}')
             try:
                 items.append(model.model_validate(values))
             except ValidationError as e:
-                raise BadInput(_validation_message(e, f'data[{i}]')) from None
+                raise BadRequest(_validation_message(e, f'data[{i}]')) from None
         content = DataContentProto()
         try:
             content.docs.CopyFrom(DocList[model](items).to_protobuf())
         except Exception as e:  # noqa: BLE001  (a value docarray cannot put on the wire)
-            raise BadInput(f'data: cannot encode the documents: {e}') from None
+            raise BadRequest(f'data: cannot encode the documents: {e}') from None
         for doc in content.docs.docs:
             _drop_unset(doc)
         return content.SerializeToString()

@@ -13,16 +13,17 @@ from typing import Callable, Optional
 
 import grpc
 
+from plait.errors import PlaitError
 from plait.proto.plait_raw_pb2 import RawDataRequest
+from plait.wire.constants import CALL_PATH
 
-CALL_PATH = '/jina.JinaRPC/Call'
 
 
 def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
 
 
-class Busy(Exception):
+class Busy(PlaitError):
     """This request_id is already waiting on the stream: send it another way."""
 
 

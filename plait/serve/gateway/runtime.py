@@ -147,7 +147,7 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
         if value is not None:
             setattr(config, name, value)
     if not config.ports:
-        from plait.orchestrate.ports import free_port
+        from plait.wire.ports import free_port
         config.ports = [free_port() for _ in config.protocols]
     if len(config.ports) != len(config.protocols):
         raise SystemExit(f'{len(config.protocols)} protocol(s) but {len(config.ports)} port(s): give one port each')

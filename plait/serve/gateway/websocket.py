@@ -32,16 +32,14 @@ from starlette.websockets import WebSocketDisconnect
 
 from plait.errors import BadRequest
 from plait.proto.plait_raw_pb2 import RawDataRequest
-from plait.serve.gateway.connections import status_error
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.gateway.graph import RoutingFailure
-from plait.serve.gateway.http_json import error_json, status_json
+from plait.wire.json_codec import error_json, status_json
 from plait.serve.gateway.http_request import loads
 from plait.serve.gateway.http_routes import JsonGateway
-from plait.serve.gateway.http_schema import BadInput
-from plait.serve.messages import exception_status
+from plait.wire.constants import END_OF_INPUT
+from plait.wire.messages import error_status
 
-END_OF_INPUT = bytes(True)  # b'\x00'
 SUBPROTOCOLS = ('bytes', 'json')
 
 
@@ -67,14 +65,14 @@ class WebSocketGateway:
             request = RawDataRequest.FromString(data)
         except DecodeError as e:
             failed = RawDataRequest()
-            failed.header.status.CopyFrom(status_error(f'malformed DataRequestProto: {e}', name='BadRequest'))
+            failed.header.status.CopyFrom(error_status(f'malformed DataRequestProto: {e}', name='BadRequest'))
             return 'bytes', failed.SerializeToString()
         try:
             response = await self.core.process(request)
         except RoutingFailure as failure:
             response = failure.response
         except BadRequest as e:
-            request.header.status.CopyFrom(status_error(str(e), name='BadRequest'))
+            request.header.status.CopyFrom(error_status(str(e), name='BadRequest'))
             response = request
         return 'bytes', response.SerializeToString()
 
@@ -84,7 +82,7 @@ class WebSocketGateway:
             return await answer
         except Exception as e:
             self.logger.exception('websocket request failed')
-            status = exception_status(e)
+            status = error_status(e)
             if kind == 'bytes':
                 failed = RawDataRequest()
                 failed.header.status.CopyFrom(status)
@@ -92,8 +90,8 @@ class WebSocketGateway:
             return 'text', _dumps(error_json(status))
 
     async def _answer_json(self, body: Any) -> tuple[str, Any]:
-        if isinstance(body, BadInput):
-            return 'text', _dumps(error_json(status_error(str(body), name='BadRequest')))
+        if isinstance(body, BadRequest):
+            return 'text', _dumps(error_json(error_status(str(body), name='BadRequest')))
         return 'text', _dumps((await self.json.handle(body))[1])
 
     async def stream(self, websocket: WebSocket) -> None:
@@ -129,7 +127,7 @@ class WebSocketGateway:
                 else:
                     try:
                         body: Any = loads(text or '')
-                    except BadInput as e:
+                    except BadRequest as e:
                         body = e
                     if body == {}:
                         ended = True

@@ -24,10 +24,9 @@ from google.protobuf import json_format
 
 from plait.proto import jina_common_pb2
 from plait.proto._docarray import docarray_pb2
+from plait.wire.constants import BLOB_PREFIX, INT32_MAX, INT32_MIN
 
 StatusProto = jina_common_pb2.StatusProto
-_INT32 = (-(2 ** 31), 2 ** 31 - 1)
-_BLOB_PREFIX = 'base64:'
 
 
 # -- status --------------------------------------------------------------------------------------
@@ -88,7 +87,7 @@ def _blob_json(blob: bytes) -> str:
     try:
         return blob.decode('utf-8')
     except UnicodeDecodeError:
-        return _BLOB_PREFIX + base64.b64encode(blob).decode('ascii')
+        return BLOB_PREFIX + base64.b64encode(blob).decode('ascii')
 
 
 def node_json(node: Any) -> Any:
@@ -137,16 +136,16 @@ def _fill_node(node: Any, value: Any) -> None:
     if isinstance(value, bool):
         node.boolean = value
     elif isinstance(value, int):
-        if _INT32[0] <= value <= _INT32[1]:
+        if INT32_MIN <= value <= INT32_MAX:
             node.integer = value
         else:
             node.float = float(value)
     elif isinstance(value, float):
         node.float = value
     elif isinstance(value, str):
-        if value.startswith(_BLOB_PREFIX):
+        if value.startswith(BLOB_PREFIX):
             try:
-                node.blob = base64.b64decode(value[len(_BLOB_PREFIX):], validate=True)
+                node.blob = base64.b64decode(value[len(BLOB_PREFIX):], validate=True)
                 return
             except ValueError:
                 pass

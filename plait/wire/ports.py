@@ -30,6 +30,3 @@ def free_port() -> int:
             return port
     raise RuntimeError(f'no free port found between {low} and {high}')
 
-
-def is_port_free(port: int, host: str = '0.0.0.0') -> bool:
-    return _is_free(port, host)
