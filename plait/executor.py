@@ -16,6 +16,7 @@ from plait.wire.constants import DRY_RUN_ENDPOINT
 DEFAULT_ENDPOINT = '__default__'  # the key of bare @requests; '/default' on the wire
 
 _ENDPOINTS_ATTR = '__plait_endpoints__'
+_BATCHING_ATTR = '__plait_dynamic_batching__'
 _registry: dict[str, type['Executor']] = {}
 
 
@@ -30,6 +31,24 @@ def requests(func: Optional[Callable] = None, *, on: Union[str, list[str], tuple
             if not isinstance(endpoint, str) or not endpoint:
                 raise TypeError(f'@requests(on=...) takes endpoint strings, got {endpoint!r}')
         setattr(fn, _ENDPOINTS_ATTR, (endpoints, request_schema, response_schema))
+        return fn
+
+    return bind(func) if func is not None else bind
+
+
+def dynamic_batching(func: Optional[Callable] = None, *, preferred_batch_size: Optional[int] = None,
+                     timeout: Optional[float] = 10_000, flush_all: bool = False,
+                     custom_metric: Optional[Callable[[Any], Union[int, float]]] = None,
+                     use_custom_metric: bool = False, use_dynamic_batching: bool = True):
+    """Merge the documents of concurrent requests to this method's endpoints into one call:
+    a batch is called once it holds `preferred_batch_size` documents or its oldest request has
+    waited `timeout` ms. Goes above or below `@requests`; see plait.serve.batching."""
+    options = {'preferred_batch_size': preferred_batch_size, 'timeout': timeout, 'flush_all': flush_all,
+               'custom_metric': custom_metric, 'use_custom_metric': use_custom_metric,
+               'use_dynamic_batching': use_dynamic_batching}
+
+    def bind(fn: Callable) -> Callable:
+        setattr(fn, _BATCHING_ATTR, options)
         return fn
 
     return bind(func) if func is not None else bind
@@ -128,22 +147,30 @@ class Executor:
     documents, a dict of results, or None (documents were changed in place)."""
 
     requests: dict[str, str] = {}
+    dynamic_batching: dict[str, dict[str, Any]] = {}  # method name or endpoint -> options
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         table: dict[str, str] = {}
+        batching: dict[str, dict[str, Any]] = {}
         for base in reversed(cls.__mro__[1:]):
             table.update(getattr(base, 'requests', {}) or {})
+            batching.update(getattr(base, 'dynamic_batching', {}) or {})
         for name, member in vars(cls).items():
             bound = getattr(member, _ENDPOINTS_ATTR, None)
             if bound:
                 for endpoint in bound[0]:
                     table[endpoint] = name
+            options = getattr(member, _BATCHING_ATTR, None)
+            if options is not None:
+                batching[name] = dict(options)
         cls.requests = table
+        cls.dynamic_batching = batching
         _registry[cls.__name__] = cls
 
     def __init__(self, metas: Optional[dict] = None, requests: Optional[dict[str, str]] = None,
-                 runtime_args: Optional[Union[RuntimeArgs, dict]] = None, **kwargs: Any):
+                 runtime_args: Optional[Union[RuntimeArgs, dict]] = None,
+                 dynamic_batching: Optional[dict[str, dict[str, Any]]] = None, **kwargs: Any):
         if isinstance(runtime_args, dict):
             runtime_args = RuntimeArgs(**runtime_args)
         self.runtime_args = runtime_args or RuntimeArgs(name=type(self).__name__)
@@ -159,6 +186,11 @@ class Executor:
                                     f'has no method {method!r}')
                 table[endpoint] = method
             self.requests = table
+        if dynamic_batching:
+            # `uses_dynamic_batching` / YAML `dynamic_batching:` over the decorators, option by option
+            from plait.serve.batching import merge_options
+
+            self.dynamic_batching = merge_options(type(self).dynamic_batching, dynamic_batching)
 
     @property
     def workspace(self) -> Optional[str]:

@@ -26,6 +26,7 @@ class ExecutorSpec:
     uses_with: dict[str, Any] = field(default_factory=dict)
     metas: dict[str, Any] = field(default_factory=dict)
     requests: Optional[dict[str, str]] = None
+    dynamic_batching: Optional[dict[str, Any]] = None  # endpoint or method name -> batching options
 
 
 _loaded_from_files: set[str] = set()  # module names that py_modules loaded from a path
@@ -98,17 +99,23 @@ def _spec_from_yaml(path: str) -> ExecutorSpec:
     doc = load_yaml_file(path)
     if not isinstance(doc, dict) or 'jtype' not in doc:
         raise BadConfig(f'{path}: an Executor YAML needs a top-level `jtype:` naming the class')
-    unknown = set(doc) - {'jtype', 'with', 'metas', 'py_modules', 'requests'}
+    unknown = set(doc) - {'jtype', 'with', 'metas', 'py_modules', 'requests', 'dynamic_batching',
+                          'uses_dynamic_batching'}
     if unknown:
         raise BadConfig(f'{path}: unknown key(s) {sorted(unknown)}; expected jtype, with, metas, '
-                        'py_modules, requests')
+                        'py_modules, requests, dynamic_batching')
+    if 'dynamic_batching' in doc and 'uses_dynamic_batching' in doc:
+        raise BadConfig(f'{path}: give dynamic_batching or uses_dynamic_batching, not both')
+    batching = doc.get('dynamic_batching', doc.get('uses_dynamic_batching'))  # Jina's docs show both
+    if batching is not None and not isinstance(batching, dict):
+        raise BadConfig(f'{path}: dynamic_batching: expected a mapping of endpoint -> options, got {batching!r}')
     base = os.path.dirname(os.path.abspath(path))
     load_py_modules(doc.get('py_modules') or (doc.get('metas') or {}).get('py_modules'), base)
     cls = _class_from_string(str(doc['jtype']))
     metas = dict(doc.get('metas') or {})
     metas.pop('py_modules', None)
     return ExecutorSpec(cls=cls, uses_with=dict(doc.get('with') or {}), metas=metas,
-                        requests=doc.get('requests'))
+                        requests=doc.get('requests'), dynamic_batching=batching)
 
 
 def resolve_uses(uses: Union[None, str, type], uses_with: Optional[dict] = None,

@@ -57,7 +57,8 @@ class Deployment(Orchestration):
     kind = 'Deployment'
 
     def __init__(self, uses: Any = None, uses_with: Optional[dict] = None, uses_metas: Optional[dict] = None,
-                 uses_requests: Optional[dict] = None, name: str = 'executor', port: Optional[int] = None,
+                 uses_requests: Optional[dict] = None, uses_dynamic_batching: Optional[dict] = None,
+                 name: str = 'executor', port: Optional[int] = None,
                  host: str = '0.0.0.0', replicas: int = 1, shards: int = 1,
                  polling: Union[str, dict, None] = 'ANY', timeout_ready: int = 600000,
                  timeout_send: Optional[int] = None, retries: int = -1, workspace: Optional[str] = None,
@@ -74,6 +75,15 @@ class Deployment(Orchestration):
         self.uses_with = uses_with or {}
         self.uses_metas = uses_metas or {}
         self.uses_requests = uses_requests
+        self.uses_dynamic_batching = uses_dynamic_batching
+        if uses_dynamic_batching is not None and not isinstance(uses_dynamic_batching, dict):
+            raise BadConfig(f'{name}: uses_dynamic_batching takes a dict of endpoint -> options, '
+                            f'got {uses_dynamic_batching!r}')
+        if uses_dynamic_batching or self.spec.dynamic_batching or self.spec.cls.dynamic_batching:
+            from plait.serve.batching import check_executor_class, merge_options
+
+            check_executor_class(self.spec.cls, uses_requests or self.spec.requests,
+                                 merge_options(self.spec.dynamic_batching or {}, uses_dynamic_batching), name)
         self.name = name
         self.host = host
         self.replicas = replicas
@@ -122,6 +132,8 @@ class Deployment(Orchestration):
                         '--shards', str(self.shards), '--grace', str(self.grace)]
                 if self.uses_requests:
                     args += ['--uses-requests', _json(self.uses_requests, 'uses_requests')]
+                if self.uses_dynamic_batching:
+                    args += ['--uses-dynamic-batching', _json(self.uses_dynamic_batching, 'uses_dynamic_batching')]
                 if self.workspace:
                     args += ['--workspace', self.workspace]
                 if self.allow_concurrent:

@@ -41,6 +41,7 @@ class WorkerConfig:
     uses_with: dict[str, Any] = field(default_factory=dict)
     uses_metas: dict[str, Any] = field(default_factory=dict)
     uses_requests: Optional[dict[str, str]] = None
+    uses_dynamic_batching: Optional[dict[str, Any]] = None  # endpoint or method -> batching options
     name: str = 'executor'
     host: str = '0.0.0.0'
     port: int = 0
@@ -65,6 +66,11 @@ class ExecutorRunner:
         self._dry_run = DRY_RUN_ENDPOINT
         self._pool = ThreadPoolExecutor(max_workers=4 if allow_concurrent else 1,
                                         thread_name_prefix=f'{name}-user')
+        self.batcher: Any = None  # plait.serve.batching.Batcher, when some endpoint batches
+        if getattr(executor, 'dynamic_batching', None):
+            from plait.serve.batching import batcher_for
+
+            self.batcher = batcher_for(executor, name, self._invoke)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -86,7 +92,7 @@ class ExecutorRunner:
             if key == self._dry_run and key not in self.executor.requests:
                 response.data.CopyFrom(first.data)
             else:
-                await self._call(key, requests, response)
+                await self._call(endpoint, key, requests, response)
         except Exception as ex:  # user code or bad documents: report, keep serving
             status = error_status(ex, executor=self.name)
             response.header.status.CopyFrom(status)
@@ -103,20 +109,18 @@ class ExecutorRunner:
         return (f'endpoint {shown!r} is not served by executor {self.name}; '
                 f'it serves {self.executor.known_endpoints()}')
 
-    async def _call(self, key: str, requests: list[DataRequestProto], response: DataRequestProto) -> None:
+    async def _call(self, endpoint: str, key: str, requests: list[DataRequestProto],
+                    response: DataRequestProto) -> None:
         spec = self.executor.endpoint_specs[key]
         docs_matrix = [self._decode(r.data, spec.input_type) for r in requests]
         docs = docs_matrix[0] if len(docs_matrix) == 1 else self._joined(requests, spec.input_type)
         parameters = struct_to_dict(requests[0].parameters)
-        kwargs = spec.call_kwargs(docs=docs, parameters=parameters,
-                                  docs_matrix=docs_matrix if len(docs_matrix) > 1 else None,
-                                  docs_map=None, tracing_context=None)
-        method = getattr(self.executor, spec.method_name)
-        if spec.is_async:
-            result = await method(**kwargs)
-        else:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._pool, lambda: method(**kwargs))
+        if self.batcher is not None:
+            queue = self.batcher.queue_for(endpoint, key, parameters)
+            if queue is not None:
+                self._encode(await queue.submit(docs), response.data)
+                return
+        result = await self._invoke(key, docs, parameters, docs_matrix if len(docs_matrix) > 1 else None)
         if result is None:
             out = docs
         elif isinstance(result, dict):
@@ -137,6 +141,17 @@ class ExecutorRunner:
         content = DataRequestProto.DataContentProto()
         content.docs.CopyFrom(join_doc_lists([doc_list_in(r.data) for r in requests]))
         return self._decode(content, doc_list_type)
+
+    async def _invoke(self, key: str, docs: Any, parameters: dict[str, Any], docs_matrix: Any = None) -> Any:
+        """Call the method serving table key `key`: async ones on the loop, sync ones in a thread."""
+        spec = self.executor.endpoint_specs[key]
+        kwargs = spec.call_kwargs(docs=docs, parameters=parameters, docs_matrix=docs_matrix,
+                                  docs_map=None, tracing_context=None)
+        method = getattr(self.executor, spec.method_name)
+        if spec.is_async:
+            return await method(**kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: method(**kwargs))
+
 
 
 def _parse(body: bytes, message: Any) -> Any:
@@ -290,17 +305,25 @@ class WorkerRuntime:
         from plait.uses import load_class_reference, resolve_uses
 
         cfg = self.config
+        batching: Optional[dict[str, Any]] = None
         if cfg.uses.endswith(('.yml', '.yaml')):
             spec = resolve_uses(cfg.uses, cfg.uses_with, cfg.uses_metas)
             cls, uses_with, metas, reqs = spec.cls, spec.uses_with, spec.metas, spec.requests
+            batching = spec.dynamic_batching
         else:
             cls, uses_with, metas, reqs = load_class_reference(cfg.uses), cfg.uses_with, cfg.uses_metas, None
         reqs = cfg.uses_requests or reqs
+        if cfg.uses_dynamic_batching:
+            from plait.serve.batching import merge_options
+
+            batching = merge_options(batching or {}, cfg.uses_dynamic_batching)
         runtime_args = RuntimeArgs(name=cfg.name, replica_id=cfg.replica_id, shard_id=cfg.shard_id,
                                    replicas=cfg.replicas, shards=cfg.shards, workspace=cfg.workspace)
         extra: dict[str, Any] = {'metas': metas, 'runtime_args': runtime_args}
         if reqs:
             extra['requests'] = reqs
+        if batching:
+            extra['dynamic_batching'] = batching
         executor = cls(**uses_with, **extra)
         if not hasattr(executor, 'runtime_args'):  # subclass forgot super().__init__(**kwargs)
             from plait.errors import BadConfig
@@ -323,11 +346,11 @@ class WorkerRuntime:
         self.logger.info('starting at %s (building the Executor)', self.address)
         try:
             executor = await loop.run_in_executor(None, self._build_executor)
+            self.runner = ExecutorRunner(executor, self.config.name, self.config.allow_concurrent)
         except Exception:
             self.logger.exception('could not build the Executor (uses=%s)', _short(self.config.uses))
             await server.stop(0)
             return 1
-        self.runner = ExecutorRunner(executor, self.config.name, self.config.allow_concurrent)
         # 'readiness' too: a lone replica is the whole Deployment, so one call answers it
         await set_serving(health, (*DATA_SERVICES, 'readiness'), True)
         self.lifecycle.move_to(State.READY)
@@ -336,6 +359,8 @@ class WorkerRuntime:
         await self._stop.wait()
         watch_parent.cancel()
         self.lifecycle.move_to(State.DRAINING, f'{self._in_flight} request(s) in flight')
+        if self.runner.batcher is not None:
+            self.runner.batcher.drain()  # queued requests are called now, not after their timeout
         await health.enter_graceful_shutdown()
         try:
             await asyncio.wait_for(self._idle.wait(), self.config.grace)
@@ -395,6 +420,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--uses-with', default='{}', help='JSON object of constructor arguments')
     parser.add_argument('--uses-metas', default='{}', help='JSON object of metas')
     parser.add_argument('--uses-requests', default=None, help='JSON object endpoint -> method name')
+    parser.add_argument('--uses-dynamic-batching', default=None,
+                        help='JSON object endpoint or method name -> dynamic batching options')
     parser.add_argument('--name', default='executor')
     parser.add_argument('--host', default='0.0.0.0')
     parser.add_argument('--port', type=int, required=True)
@@ -427,6 +454,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     return WorkerConfig(
         uses=args.uses, uses_with=obj(args.uses_with, '--uses-with'),
         uses_metas=obj(args.uses_metas, '--uses-metas'), uses_requests=obj(args.uses_requests, '--uses-requests'),
+        uses_dynamic_batching=obj(args.uses_dynamic_batching, '--uses-dynamic-batching'),
         name=args.name, host=args.host, port=args.port, replica_id=args.replica_id,
         shard_id=args.shard_id, replicas=args.replicas, shards=args.shards, workspace=args.workspace,
         grace=args.grace, allow_concurrent=args.allow_concurrent)

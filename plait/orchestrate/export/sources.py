@@ -24,6 +24,7 @@ class ExportedUses:
     uses_with: dict[str, Any]
     metas: dict[str, Any]
     requests: Optional[dict[str, str]]
+    dynamic_batching: Optional[dict[str, Any]] = None
 
 
 def exportable_uses(deployment: Any) -> ExportedUses:
@@ -38,8 +39,11 @@ def exportable_uses(deployment: Any) -> ExportedUses:
             f'{deployment.name}: Executor {qualname} is defined {where}, so a container cannot import it. '
             f"Move it into a module (e.g. my_executors.py) and use uses='my_executors:{cls.__name__}' "
             'or a Flow YAML with `py_modules: [my_executors.py]`.')
+    from plait.serve.batching import merge_options
+
+    batching = merge_options(spec.dynamic_batching or {}, deployment.uses_dynamic_batching)
     return ExportedUses(f'{module}:{qualname}', dict(spec.uses_with), dict(spec.metas),
-                        deployment.uses_requests or spec.requests)
+                        deployment.uses_requests or spec.requests, batching or None)
 
 
 def _module_path(module_name: str) -> Optional[str]:

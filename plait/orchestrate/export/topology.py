@@ -122,6 +122,8 @@ def _executor_args(deployment: Any, uses: ExportedUses, shard: int, replica: int
         args += ['--uses-metas', _json(uses.metas, f'{deployment.name}: uses_metas')]
     if uses.requests:
         args += ['--uses-requests', _json(uses.requests, f'{deployment.name}: uses_requests')]
+    if uses.dynamic_batching:
+        args += ['--uses-dynamic-batching', _json(uses.dynamic_batching, f'{deployment.name}: uses_dynamic_batching')]
     args += ['--name', deployment.name, '--host', '0.0.0.0', '--port', str(EXECUTOR_PORT),
              '--replica-id', str(replica), '--shard-id', str(shard), '--replicas', str(deployment.replicas),
              '--shards', str(deployment.shards), '--grace', f'{deployment.grace:g}']
