@@ -2,7 +2,8 @@
 
     PlaitError
     ├── BadConfig                 a Flow/Deployment/Executor option or YAML file is wrong
-    │   └── UsesNotFound          `uses=` names nothing importable
+    │   ├── UsesNotFound          `uses=` names nothing importable
+    │   └── UnknownOption         a keyword plait does not honour (a typo, or a Jina option not supported)
     ├── RuntimeFailedToStart      a process did not become ready (crashed, timed out, port in use)
     ├── InternalNetworkError      a deployment could not be reached (names it and its addresses)
     │   └── SendError             (gateway) every replica of a deployment failed a call; has the gRPC code
@@ -35,6 +36,14 @@ class BadConfig(PlaitError, ValueError):
 
 class UsesNotFound(BadConfig):
     """`uses=` names a class, module or file that cannot be loaded."""
+
+
+class UnknownOption(BadConfig, TypeError):
+    """A keyword or YAML key plait does not honour: refused at once, by name, never ignored."""
+
+    def __init__(self, message: str, options: Sequence[str] = ()):
+        super().__init__(message)
+        self.options = list(options)
 
 
 class RuntimeFailedToStart(PlaitError, RuntimeError):

@@ -8,7 +8,9 @@ import contextlib
 import threading
 from typing import Any, AsyncIterator, Callable, Coroutine, Optional
 
+from plait import jina_options
 from plait.clients.base import Callbacks, build_requests, parse_address
+from plait.options import parameters_of, refuse_unknown
 from plait.request import DataRequest
 
 DEFAULT_PROBE_TIMEOUT = 3.0  # seconds; readiness calls never wait longer unless asked
@@ -34,7 +36,10 @@ class AsyncClient:
 
     def __init__(self, host: str = '127.0.0.1', port: Optional[int] = None, protocol: str = 'grpc',
                  tls: bool = False, compression: Optional[str] = None, prefetch: int = 1000,
-                 root_certificates: Optional[bytes] = None, verify: Any = True, **kwargs: Any):
+                 root_certificates: Optional[bytes] = None, verify: Any = True, asyncio: bool = True,
+                 **kwargs: Any):
+        if kwargs:
+            refuse_unknown('Client', kwargs, parameters_of(AsyncClient.__init__), jina_options.CLIENT)
         self.host, self.port, self.protocol, self.tls = parse_address(host, port, protocol, tls)
         self.prefetch = prefetch
         self._transport = _make_transport(self.host, self.port, self.protocol, self.tls,
@@ -48,6 +53,8 @@ class AsyncClient:
                    timeout: Optional[float] = None, prefetch: Optional[int] = None,
                    results_in_order: bool = True, continue_on_error: bool = False,
                    return_type: Optional[type] = None, **kwargs: Any) -> AsyncIterator[Any]:
+        if kwargs:
+            refuse_unknown('post', kwargs, parameters_of(AsyncClient.post), jina_options.POST)
         requests = list(build_requests(on, inputs, request_size, parameters, target_executor))
         callbacks = Callbacks(on_done, on_error, on_always, continue_on_error)
         async for item in self._post_requests(requests, callbacks, return_responses, timeout, prefetch,
@@ -129,10 +136,16 @@ class _LoopThread:
 
 
 class Client:
-    """Blocking client: `Client(port=12345).post('/', docs)` returns the documents."""
+    """Blocking client: `Client(port=12345).post('/', docs)` returns the documents.
+    `Client(..., asyncio=True)` is an AsyncClient, as in Jina."""
+
+    def __new__(cls, *args: Any, asyncio: bool = False, **kwargs: Any) -> Any:
+        if asyncio:
+            return AsyncClient(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, host: str = '127.0.0.1', port: Optional[int] = None, protocol: str = 'grpc',
-                 tls: bool = False, **kwargs: Any):
+                 tls: bool = False, asyncio: bool = False, **kwargs: Any):
         self._async = AsyncClient(host, port, protocol, tls, **kwargs)
         self.host, self.port, self.protocol, self.tls = (self._async.host, self._async.port,
                                                          self._async.protocol, self._async.tls)
@@ -154,6 +167,8 @@ class Client:
              return_type: Optional[type] = None, **kwargs: Any) -> Any:
         """Send `inputs` in requests of `request_size` documents to endpoint `on`; returns the
         documents of all responses (or the responses, with return_responses=True)."""
+        if kwargs:
+            refuse_unknown('post', kwargs, parameters_of(AsyncClient.post), jina_options.POST)
         requests = list(build_requests(on, inputs, request_size, parameters, target_executor))
         callbacks = Callbacks(on_done, on_error, on_always, continue_on_error)
         blocking = getattr(self._async._transport, 'send_one_blocking', None)

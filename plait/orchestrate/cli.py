@@ -88,7 +88,7 @@ def flow_main(argv: Optional[list[str]] = None) -> int:
 
 
 def _json_object(text: Optional[str], flag: str) -> Optional[dict[str, Any]]:
-    from plait.serve.worker import json_object_arg
+    from plait.config import json_object_arg
 
     return json_object_arg(text, flag, prog='plait deployment')
 

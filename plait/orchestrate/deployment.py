@@ -4,26 +4,34 @@ replicas and fans out to shards."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from typing import Any, Optional, Union
 
+from plait import jina_options
+from plait.config import to_json
 from plait.errors import BadConfig
-from plait.logs import get_logger
+from plait.options import refuse_unknown
 from plait.orchestrate.orchestration import LOCAL_HOST, Orchestration
 from plait.wire.ports import free_port
 from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
+from plait.serve.worker_config import WorkerConfig
 from plait.uses import class_reference, resolve_uses
 
 WORKER_MODULE = 'plait.serve.worker'
 GATEWAY_MODULE = 'plait.serve.gateway.runtime'
 
 
-def _json(value: Any, what: str) -> str:
+def _config_json(config: WorkerConfig) -> str:
     try:
-        return json.dumps(value or {})
+        return to_json(config)
     except TypeError as e:
-        raise BadConfig(f'{what} must be JSON-serialisable (it is sent to another process): {e}') from None
+        raise BadConfig(f'{config.name}: uses_with, uses_metas and the other options must be '
+                        f'JSON-serialisable (they are sent to another process): {e}') from None
+
+
+def _as_names(value: Union[str, list[str], None]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
 
 
 def normalize_polling(polling: Union[str, dict, None]) -> dict[str, str]:
@@ -52,64 +60,83 @@ def _checked_when(name: str, when: dict | None) -> dict | None:
 
 
 class Deployment(Orchestration):
-    """One Executor as replicas x shards; `with Deployment(uses=MyExecutor, port=12345): ...`."""
+    """One Executor as replicas x shards; `with Deployment(uses=MyExecutor, port=12345): ...`.
+
+    Besides the keywords below it takes every WorkerConfig field (uses_with, name, replicas,
+    shards, grace...), how a gateway routes to it (needs, polling, when, timeout_send) and,
+    for the gateway in front of several replicas, every GatewayConfig option; anything else is
+    refused by name (plait.orchestrate.options)."""
 
     kind = 'Deployment'
 
-    def __init__(self, uses: Any = None, uses_with: Optional[dict] = None, uses_metas: Optional[dict] = None,
-                 uses_requests: Optional[dict] = None, uses_dynamic_batching: Optional[dict] = None,
-                 name: str = 'executor', port: Optional[int] = None,
-                 host: str = '0.0.0.0', replicas: int = 1, shards: int = 1,
-                 polling: Union[str, dict, None] = 'ANY', timeout_ready: int = 600000,
-                 timeout_send: Optional[int] = None, retries: int = -1, workspace: Optional[str] = None,
-                 env: Optional[dict[str, str]] = None, grace: float = 10.0, allow_concurrent: bool = False,
-                 protocol: str = 'grpc', needs: Union[str, list[str], None] = None,
-                 when: Optional[dict] = None, compression: Optional[str] = None, prefetch: int = 1000,
-                 quiet: bool = False, restart: bool = True, **unknown: Any):
-        if unknown:
-            get_logger('Deployment').warning('ignoring unknown option(s) %s', sorted(unknown))
-        if replicas < 1 or shards < 1:
-            raise BadConfig(f'{name}: replicas and shards must be >= 1 (got {replicas} and {shards})')
-        self.spec = resolve_uses(uses, uses_with, uses_metas)  # fails early, in the user's process
-        self.uses = uses
-        self.uses_with = uses_with or {}
-        self.uses_metas = uses_metas or {}
-        self.uses_requests = uses_requests
-        self.uses_dynamic_batching = uses_dynamic_batching
-        if uses_dynamic_batching is not None and not isinstance(uses_dynamic_batching, dict):
-            raise BadConfig(f'{name}: uses_dynamic_batching takes a dict of endpoint -> options, '
-                            f'got {uses_dynamic_batching!r}')
-        if uses_dynamic_batching or self.spec.dynamic_batching or self.spec.cls.dynamic_batching:
-            from plait.serve.batching import check_executor_class, merge_options
+    def __init__(self, uses: Any = None, *, port: Optional[int] = None, protocol: str = 'grpc',
+                 timeout_ready: int = 600000, env: Optional[dict[str, str]] = None, quiet: bool = False,
+                 restart: bool = True, **options: Any):
+        from plait.orchestrate import options as tables
 
-            check_executor_class(self.spec.cls, uses_requests or self.spec.requests,
-                                 merge_options(self.spec.dynamic_batching or {}, uses_dynamic_batching), name)
-        self.name = name
-        self.host = host
-        self.replicas = replicas
-        self.shards = shards
-        self.polling = normalize_polling(polling)
-        self.timeout_ready = timeout_ready
-        self.timeout_send = timeout_send
-        self.retries = retries
-        self.workspace = workspace
-        self.env = {k: str(v) for k, v in (env or {}).items()}
-        self.grace = grace
-        self.allow_concurrent = allow_concurrent
+        refuse_unknown(f"Deployment(name={options.get('name', 'executor')!r})", options,
+                       tables.WORKER_OPTIONS | tables.TARGET_OPTIONS | tables.GATEWAY_OPTIONS,
+                       jina_options.DEPLOYMENT)
+        self.worker = WorkerConfig(**tables.worker_options(options))
+        self.gateway_options = tables.gateway_options(options)
+        target = tables.target_options(options)
+        name = self.worker.name
+        if self.replicas < 1 or self.shards < 1:
+            raise BadConfig(f'{name}: replicas and shards must be >= 1 (got {self.replicas} and {self.shards})')
+        self.spec = resolve_uses(uses, self.worker.uses_with, self.worker.uses_metas)  # fails early, here
+        self.uses = uses
+        self.uses_with = self.worker.uses_with
+        self.uses_metas = self.worker.uses_metas
+        _config_json(replace(self.worker, uses_with=self.spec.uses_with, uses_metas=self.spec.metas))
+        self._check_batching()
+        self.polling = normalize_polling(target.get('polling'))
+        self.needs = _as_names(target.get('needs'))
+        self.when = _checked_when(name, target.get('when'))
+        self.timeout_send = target.get('timeout_send')
         self.protocol = protocol
-        self.needs = [needs] if isinstance(needs, str) else list(needs or [])
-        self.when = _checked_when(name, when)
-        self.compression = compression
-        self.prefetch = prefetch
+        self.timeout_ready = timeout_ready
+        self.env = {k: str(v) for k, v in (env or {}).items()}
         self.quiet = quiet
         self.restart = restart
         self.port = port if port is not None else free_port()
-        self._with_gateway = replicas > 1 or shards > 1
+        self._with_gateway = self.replicas > 1 or self.shards > 1 or self._gateway_asked()
         # replica ports: [shard][replica]
         self.worker_ports = ([[self.port]] if not self._with_gateway
-                             else [[free_port() for _ in range(replicas)] for _ in range(shards)])
-        self._host = host
+                             else [[free_port() for _ in range(self.replicas)] for _ in range(self.shards)])
+        self._host = self.host
         self._init_orchestration()
+
+    # the worker options every replica gets, readable as attributes
+    name = property(lambda self: self.worker.name)
+    host = property(lambda self: self.worker.host)
+    replicas = property(lambda self: self.worker.replicas)
+    shards = property(lambda self: self.worker.shards)
+    grace = property(lambda self: self.worker.grace)
+    workspace = property(lambda self: self.worker.workspace)
+    allow_concurrent = property(lambda self: self.worker.allow_concurrent)
+    uses_requests = property(lambda self: self.worker.uses_requests)
+
+    uses_dynamic_batching = property(lambda self: self.worker.uses_dynamic_batching)
+
+    def _check_batching(self) -> None:
+        """Refuse dynamic batching options that cannot apply to this Executor, here and now."""
+        batching = self.uses_dynamic_batching
+        if batching is not None and not isinstance(batching, dict):
+            raise BadConfig(f'{self.name}: uses_dynamic_batching takes a dict of endpoint -> options, '
+                            f'got {batching!r}')
+        if batching or self.spec.dynamic_batching or self.spec.cls.dynamic_batching:
+            from plait.serve.batching import check_executor_class, merge_options
+
+            check_executor_class(self.spec.cls, self.uses_requests or self.spec.requests,
+                                 merge_options(self.spec.dynamic_batching or {}, batching), self.name)
+
+    def _gateway_asked(self) -> bool:
+        """A gateway option only a gateway honours was given (and not at its default)."""
+        from plait.orchestrate.options import WORKER_OPTIONS
+
+        defaults = GatewayConfig()
+        return self.protocol != 'grpc' or self.when is not None or any(
+            getattr(defaults, k) != v for k, v in self.gateway_options.items() if k not in WORKER_OPTIONS)
 
     # -- what to run -------------------------------------------------------------------------
     def _uses_arg(self) -> str:
@@ -117,29 +144,23 @@ class Deployment(Orchestration):
             return self.uses
         return class_reference(self.spec.cls)
 
+    def worker_config(self, shard_id: int, replica_id: int, port: int, uses: Optional[str] = None) -> WorkerConfig:
+        """What one replica process is told: this Deployment's worker options, its place and port."""
+        uses = uses or self._uses_arg()
+        is_yaml = uses.endswith(('.yml', '.yaml'))
+        return replace(self.worker, uses=uses, uses_with=self.uses_with if is_yaml else self.spec.uses_with,
+                       uses_metas=self.uses_metas if is_yaml else self.spec.metas, port=port,
+                       replica_id=replica_id, shard_id=shard_id)
+
     def worker_processes(self) -> list[ServiceProcess]:
         uses = self._uses_arg()
-        is_yaml = uses.endswith(('.yml', '.yaml'))
-        uses_with = self.uses_with if is_yaml else self.spec.uses_with
-        metas = self.uses_metas if is_yaml else self.spec.metas
         processes = []
         for shard_id, ports in enumerate(self.worker_ports):
             for replica_id, port in enumerate(ports):
-                args = ['--uses', uses, '--uses-with', _json(uses_with, 'uses_with'),
-                        '--uses-metas', _json(metas, 'uses_metas'), '--name', self.name,
-                        '--host', self.host, '--port', str(port), '--replica-id', str(replica_id),
-                        '--shard-id', str(shard_id), '--replicas', str(self.replicas),
-                        '--shards', str(self.shards), '--grace', str(self.grace)]
-                if self.uses_requests:
-                    args += ['--uses-requests', _json(self.uses_requests, 'uses_requests')]
-                if self.uses_dynamic_batching:
-                    args += ['--uses-dynamic-batching', _json(self.uses_dynamic_batching, 'uses_dynamic_batching')]
-                if self.workspace:
-                    args += ['--workspace', self.workspace]
-                if self.allow_concurrent:
-                    args.append('--allow-concurrent')
+                config = self.worker_config(shard_id, replica_id, port, uses)
                 label = f'{self.name}/rep-{replica_id}' + (f'/shard-{shard_id}' if self.shards > 1 else '')
-                processes.append(ServiceProcess(label, WORKER_MODULE, args, env=self.env, echo=not self.quiet))
+                processes.append(ServiceProcess(label, WORKER_MODULE, ['--config-json', _config_json(config)],
+                                                env=self.env, echo=not self.quiet))
         return processes
 
     def target(self) -> DeploymentTarget:
@@ -150,10 +171,8 @@ class Deployment(Orchestration):
                                 timeout_send=self.timeout_send)
 
     def _gateway_process(self) -> ServiceProcess:
-        config = GatewayConfig(name='gateway', host=self.host, protocols=[self.protocol], ports=[self.port],
-                               deployments=[self.target()], timeout_send=self.timeout_send,
-                               retries=self.retries, compression=self.compression, prefetch=self.prefetch,
-                               grace=self.grace)
+        options = {'grace': self.grace, **self.gateway_options, 'name': 'gateway', 'host': self.host}
+        config = GatewayConfig(protocols=[self.protocol], ports=[self.port], deployments=[self.target()], **options)
         return ServiceProcess('gateway', GATEWAY_MODULE, ['--config-json', config.to_json()], echo=not self.quiet)
 
     # -- what Orchestration needs ------------------------------------------------------------

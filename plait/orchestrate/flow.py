@@ -8,25 +8,24 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from plait.errors import BadConfig
-from plait.logs import get_logger
+from plait import jina_options
+from plait.errors import BadConfig, UnknownOption
+from plait.options import refuse_unknown
 from plait.orchestrate.deployment import GATEWAY_MODULE, Deployment
+from plait.orchestrate.options import GATEWAY_OPTIONS, add_options, gateway_options
 from plait.orchestrate.orchestration import Orchestration
 from plait.wire.ports import free_port
 from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, GatewayConfig
 
-# Flow(...) keywords that configure the gateway, with their GatewayConfig field names
-_GATEWAY_OPTIONS = {
-    'timeout_send': 'timeout_send', 'retries': 'retries', 'compression': 'compression', 'prefetch': 'prefetch',
-    'ssl_certfile': 'ssl_certfile', 'ssl_keyfile': 'ssl_keyfile', 'cors': 'cors', 'title': 'title',
-    'description': 'description', 'no_debug_endpoints': 'no_debug_endpoints',
-    'no_crud_endpoints': 'no_crud_endpoints', 'expose_endpoints': 'expose_endpoints',
-    'expose_graphql_endpoint': 'expose_graphql_endpoint',
-    'expose_graphql_endpont': 'expose_graphql_endpoint',  # the spelling some published examples use
-    'uvicorn_kwargs': 'uvicorn_kwargs', 'max_body_bytes': 'max_body_bytes', 'grace': 'grace',
-}
-_FLOW_OPTIONS = {'protocol', 'port', 'host', 'timeout_ready', 'quiet', 'env', 'name', 'log_config'}
+def _refuse_add_options(name: str, kwargs: dict[str, Any]) -> None:
+    """Flow.add takes a Deployment's options but for its gateway's: the Flow's gateway is the
+    one clients reach, so those belong to Flow(...)."""
+    where = f'Flow.add(name={name!r})'
+    for key in kwargs:
+        if key in GATEWAY_OPTIONS and key not in add_options():
+            raise UnknownOption(f'{where}: {key} is an option of the Flow\'s gateway: give it to Flow(...)', [key])
+    refuse_unknown(where, kwargs, add_options(), jina_options.ADD)
 
 
 def _as_list(value: Any) -> list:
@@ -38,12 +37,14 @@ def _as_list(value: Any) -> list:
 class Flow(Orchestration):
     kind = 'Flow'
 
+    """A graph of Deployments behind one gateway. Besides the keywords below it takes every
+    GatewayConfig option (timeout_send, cors, prefetch, ssl_certfile...); anything else is
+    refused by name (plait.orchestrate.options)."""
+
     def __init__(self, protocol: Union[str, list[str]] = 'grpc', port: Union[int, list[int], None] = None,
                  host: str = '0.0.0.0', timeout_ready: int = 600000, quiet: bool = False,
                  env: Optional[dict[str, str]] = None, restart: bool = True, **options: Any):
-        unknown = set(options) - set(_GATEWAY_OPTIONS) - _FLOW_OPTIONS
-        if unknown:
-            get_logger('Flow').warning('ignoring unknown Flow option(s) %s', sorted(unknown))
+        refuse_unknown('Flow', options, GATEWAY_OPTIONS, jina_options.FLOW)
         self.protocols = [p.lower() for p in _as_list(protocol)] or ['grpc']
         for p in self.protocols:
             if p not in ('grpc', 'http', 'websocket'):
@@ -57,10 +58,7 @@ class Flow(Orchestration):
         self.quiet = quiet
         self.env = env or {}
         self.restart = restart  # restart processes that die, with backoff
-        self.gateway_options: dict[str, Any] = {}
-        for key, value in options.items():
-            if key in _GATEWAY_OPTIONS:
-                self.gateway_options[_GATEWAY_OPTIONS[key]] = value
+        self.gateway_options = gateway_options(options)
         self._init_args = {'protocol': protocol, 'port': port, 'host': host, **options}
         self.deployments: dict[str, Deployment] = {}
         self._add_args: list[dict[str, Any]] = []
@@ -73,6 +71,8 @@ class Flow(Orchestration):
             **kwargs: Any) -> 'Flow':
         """Add a Deployment after the previous one (or after `needs`); returns the Flow."""
         name = name or f'executor{len(self.deployments)}'
+        _refuse_add_options(name, kwargs)
+        given = dict(kwargs)
         if name in self.deployments or name == START:
             raise BadConfig(f'a deployment named {name!r} is already in this Flow')
         needs_list = _as_list(needs) or [self._last]
@@ -81,10 +81,11 @@ class Flow(Orchestration):
                 raise BadConfig(f'{name}: needs {need!r}, which is not in this Flow (have {list(self.deployments)})')
         env = {**{k: str(v) for k, v in self.env.items()}, **(kwargs.pop('env', None) or {})}
         kwargs.setdefault('timeout_ready', self.timeout_ready)
-        deployment = Deployment(uses=uses, name=name, needs=needs_list, env=env, quiet=self.quiet,
-                                restart=self.restart, **kwargs)
+        kwargs.setdefault('quiet', self.quiet)
+        kwargs.setdefault('restart', self.restart)
+        deployment = Deployment(uses=uses, name=name, needs=needs_list, env=env, **kwargs)
         self.deployments[name] = deployment
-        self._add_args.append({'uses': uses, 'name': name, 'needs': needs_list, **kwargs})
+        self._add_args.append({'uses': uses, 'name': name, 'needs': needs_list, **given})
         self._last = name
         return self
 
@@ -103,9 +104,9 @@ class Flow(Orchestration):
         self.gateway_options.setdefault('expose_endpoints', {})[exec_endpoint] = kwargs
 
     def gateway_config(self) -> GatewayConfig:
-        return GatewayConfig(name='gateway', host=self.host, protocols=self.protocols, ports=self.ports,
-                             deployments=[d.target() for d in self.deployments.values()],
-                             **self.gateway_options)
+        options = {'name': 'gateway', **self.gateway_options, 'host': self.host}
+        return GatewayConfig(protocols=self.protocols, ports=self.ports,
+                             deployments=[d.target() for d in self.deployments.values()], **options)
 
     # -- what Orchestration needs ------------------------------------------------------------
     def _processes(self) -> list[ServiceProcess]:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
 import grpc
 from google.protobuf.message import DecodeError
 
+from plait.config import add_arguments, from_arguments, from_json
 from plait.logs import get_logger
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2
 from plait.serve.grpc_server import bytes_service, set_serving, start_grpc_server
@@ -27,31 +26,13 @@ from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signa
 from plait.wire.constants import DRY_RUN_ENDPOINT, IS_ERROR, WIRE_DEFAULT_ENDPOINT
 from plait.wire.join import doc_list_in, join_doc_lists
 from plait.wire.messages import dict_to_struct, error_status, now_timestamp, struct_to_dict
+from plait.serve.worker_config import WorkerConfig
 
 DataRequestProto = jina_data_pb2.DataRequestProto
 StatusProto = jina_common_pb2.StatusProto
 
 DATA_SERVICES = ('jina.JinaSingleDataRequestRPC', 'jina.JinaDataRequestRPC', 'jina.JinaRPC',
                  'jina.JinaDiscoverEndpointsRPC')
-
-
-@dataclass
-class WorkerConfig:
-    uses: str = 'plait.executor:NoOpExecutor'   # class reference (see plait.uses.class_reference) or YAML path
-    uses_with: dict[str, Any] = field(default_factory=dict)
-    uses_metas: dict[str, Any] = field(default_factory=dict)
-    uses_requests: Optional[dict[str, str]] = None
-    uses_dynamic_batching: Optional[dict[str, Any]] = None  # endpoint or method -> batching options
-    name: str = 'executor'
-    host: str = '0.0.0.0'
-    port: int = 0
-    replica_id: int = 0
-    shard_id: int = 0
-    replicas: int = 1
-    shards: int = 1
-    workspace: Optional[str] = None
-    grace: float = 10.0            # seconds in-flight requests get to finish on SIGTERM
-    allow_concurrent: bool = False  # run sync methods of one replica concurrently
 
 
 class ExecutorRunner:
@@ -414,65 +395,37 @@ def _portable_schema(schema: Any) -> Any:
     return out
 
 
-def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--uses', default='plait.executor:NoOpExecutor',
-                        help="Executor class as 'module:Class', a registered class name, or a YAML file")
-    parser.add_argument('--uses-with', default='{}', help='JSON object of constructor arguments')
-    parser.add_argument('--uses-metas', default='{}', help='JSON object of metas')
-    parser.add_argument('--uses-requests', default=None, help='JSON object endpoint -> method name')
-    parser.add_argument('--uses-dynamic-batching', default=None,
-                        help='JSON object endpoint or method name -> dynamic batching options')
-    parser.add_argument('--name', default='executor')
-    parser.add_argument('--host', default='0.0.0.0')
-    parser.add_argument('--port', type=int, required=True)
-    parser.add_argument('--replica-id', type=int, default=0)
-    parser.add_argument('--shard-id', type=int, default=0)
-    parser.add_argument('--replicas', type=int, default=1)
-    parser.add_argument('--shards', type=int, default=1)
-    parser.add_argument('--workspace', default=None)
-    parser.add_argument('--grace', type=float, default=10.0, help='seconds to drain on SIGTERM')
-    parser.add_argument('--allow-concurrent', action='store_true')
-
-
-def json_object_arg(text: Optional[str], flag: str, prog: str = 'plait executor') -> Optional[dict[str, Any]]:
-    """A command-line flag holding a JSON object (None when not given); a clear exit if not."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f'{prog}: error: {flag}: not valid JSON ({e})') from None
-    if not isinstance(value, dict):
-        raise SystemExit(f'{prog}: error: {flag}: expected a JSON object')
-    return value
+def build_parser() -> argparse.ArgumentParser:
+    """`plait executor`: a flag per WorkerConfig field, or the whole config as JSON."""
+    parser = argparse.ArgumentParser(prog='plait executor', description='Serve one Executor replica over gRPC.')
+    parser.add_argument('--config-json', default=None, help='the whole WorkerConfig as JSON (what Deployment passes)')
+    add_arguments(parser, WorkerConfig)
+    return parser
 
 
 def config_from_args(args: argparse.Namespace) -> WorkerConfig:
-    def obj(text: Optional[str], flag: str) -> Any:
-        return json_object_arg(text, flag)
-
-    return WorkerConfig(
-        uses=args.uses, uses_with=obj(args.uses_with, '--uses-with'),
-        uses_metas=obj(args.uses_metas, '--uses-metas'), uses_requests=obj(args.uses_requests, '--uses-requests'),
-        uses_dynamic_batching=obj(args.uses_dynamic_batching, '--uses-dynamic-batching'),
-        name=args.name, host=args.host, port=args.port, replica_id=args.replica_id,
-        shard_id=args.shard_id, replicas=args.replicas, shards=args.shards, workspace=args.workspace,
-        grace=args.grace, allow_concurrent=args.allow_concurrent)
+    """The WorkerConfig of `--config-json` (or the defaults), with the flags given applied over it."""
+    try:
+        base = from_json(WorkerConfig, args.config_json) if args.config_json else WorkerConfig()
+    except ValueError as e:
+        raise SystemExit(f'plait executor: error: --config-json: {e}') from None
+    worker_config = from_arguments(WorkerConfig, args, 'plait executor', base)
+    if not worker_config.port:
+        raise SystemExit('plait executor: error: --port is required')
+    return worker_config
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='plait executor', description='Serve one Executor replica over gRPC.')
-    add_worker_arguments(parser)
-    args = parser.parse_args(argv)
-    config = config_from_args(args)
+    args = build_parser().parse_args(argv)
+    worker_config = config_from_args(args)
     ready_fd = os.environ.get('PLAIT_READY_FD')
     from plait.errors import RuntimeFailedToStart
 
-    runtime = WorkerRuntime(config)
+    runtime = WorkerRuntime(worker_config)
     try:
         code = asyncio.run(runtime.run(int(ready_fd) if ready_fd else None))
     except RuntimeFailedToStart as e:
-        get_logger(config.name).error('%s', e)
+        get_logger(worker_config.name).error('%s', e)
         return 1
     if runtime.abandoned:
         # user code still runs in a thread the interpreter would wait for at exit: the grace

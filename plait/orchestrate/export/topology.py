@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Literal, Optional
 
+from plait.config import to_arguments
 from plait.errors import BadConfig
 from plait.orchestrate.export.sources import ExportedUses, collect_sources, exportable_uses
 
@@ -22,8 +23,10 @@ FOREVER_STARTUP_SECONDS = 3600  # how long "timeout_ready=-1" lets a container s
 # gateway options the `plait gateway` command has a flag for; the others travel in --config-json
 _GATEWAY_FLAGS = {'timeout_send': '--timeout-send', 'compression': '--compression', 'prefetch': '--prefetch',
                   'ssl_certfile': '--ssl-certfile', 'ssl_keyfile': '--ssl-keyfile'}
-_GATEWAY_JSON_ONLY = ('retries', 'grace', 'title', 'description', 'no_debug_endpoints', 'no_crud_endpoints',
-                      'expose_endpoints', 'expose_graphql_endpoint', 'uvicorn_kwargs', 'max_body_bytes')
+# worker fields every executor command shows, even at their defaults
+_EXECUTOR_ALWAYS = ('uses', 'name', 'host', 'port', 'replica_id', 'shard_id', 'replicas', 'shards', 'grace')
+# gateway fields the command line sets from the container's own layout
+_GATEWAY_LAYOUT = ('name', 'host', 'protocols', 'ports', 'deployments', 'cors')
 
 
 @dataclass(frozen=True)
@@ -115,23 +118,12 @@ def _startup_seconds(timeout_ready_ms: Optional[int]) -> float:
 
 
 def _executor_args(deployment: Any, uses: ExportedUses, shard: int, replica: int) -> list[str]:
-    args = ['executor', '--uses', uses.uses]
-    if uses.uses_with:
-        args += ['--uses-with', _json(uses.uses_with, f'{deployment.name}: uses_with')]
-    if uses.metas:
-        args += ['--uses-metas', _json(uses.metas, f'{deployment.name}: uses_metas')]
-    if uses.requests:
-        args += ['--uses-requests', _json(uses.requests, f'{deployment.name}: uses_requests')]
-    if uses.dynamic_batching:
-        args += ['--uses-dynamic-batching', _json(uses.dynamic_batching, f'{deployment.name}: uses_dynamic_batching')]
-    args += ['--name', deployment.name, '--host', '0.0.0.0', '--port', str(EXECUTOR_PORT),
-             '--replica-id', str(replica), '--shard-id', str(shard), '--replicas', str(deployment.replicas),
-             '--shards', str(deployment.shards), '--grace', f'{deployment.grace:g}']
-    if deployment.workspace:
-        args += ['--workspace', deployment.workspace]
-    if deployment.allow_concurrent:
-        args.append('--allow-concurrent')
-    return args
+    """`plait executor` flags for one replica: the Deployment's worker config, as a container runs it."""
+    config = replace(deployment.worker_config(shard, replica, EXECUTOR_PORT, uses.uses), host='0.0.0.0',
+                     uses_with=uses.uses_with, uses_metas=uses.metas, uses_requests=uses.requests,
+                     uses_dynamic_batching=uses.dynamic_batching)
+    _json(asdict(config), f'{deployment.name}: uses_with, uses_metas, uses_requests and uses_dynamic_batching')
+    return ['executor', *to_arguments(config, always=_EXECUTOR_ALWAYS)]
 
 
 def _executor_services(deployment: Any, base: str, mode: Mode) -> list[list[Service]]:
@@ -186,7 +178,9 @@ def _gateway_args(flow: Any, ports: list[Port], targets: list[dict[str, Any]]) -
             args += [flag, str(value)]
     if config.cors:
         args.append('--cors')
-    extra = {k: getattr(config, k) for k in _GATEWAY_JSON_ONLY if getattr(config, k) != getattr(defaults, k)}
+    extra = {f.name: getattr(config, f.name) for f in fields(config)
+             if f.name not in _GATEWAY_FLAGS and f.name not in _GATEWAY_LAYOUT
+             and getattr(config, f.name) != getattr(defaults, f.name)}
     if extra:
         args += ['--config-json', _json(extra, 'gateway options')]
     return args
