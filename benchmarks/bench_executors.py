@@ -2,10 +2,37 @@
 import them by name (no cloudpickle); `foo` has no type hints, so the worker decodes the
 request's documents into a DocumentArray and encodes them back: the full docarray path."""
 
-from plait import Executor, requests
+import time
+
+from plait import Executor, dynamic_batching, requests
 
 
 class NoOp(Executor):
     @requests
     def foo(self, docs, **kwargs):
         pass
+
+
+CALL_SECONDS = 0.020      # the fixed cost of one call (a model on a GPU, say)
+DOC_SECONDS = 0.0001      # plus this per document
+PREFERRED_BATCH_SIZE = 32
+
+
+def costly_call(docs) -> None:
+    """What a call costs: 20 ms + 0.1 ms per document; tags each document with the call's size."""
+    time.sleep(CALL_SECONDS + DOC_SECONDS * len(docs))
+    for doc in docs:
+        doc.tags['batch'] = len(docs)
+
+
+class Costly(Executor):
+    @requests
+    def infer(self, docs, **kwargs):
+        costly_call(docs)
+
+
+class CostlyBatched(Executor):
+    @requests
+    @dynamic_batching(preferred_batch_size=PREFERRED_BATCH_SIZE, timeout=10)
+    def infer(self, docs, **kwargs):
+        costly_call(docs)

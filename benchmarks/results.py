@@ -12,21 +12,23 @@ from stats import median
 
 @dataclass
 class Target:
-    """What a figure is reported against (never asserted): `ratio_max` bounds plait/floor,
-    `max` bounds the plait value itself, in the row's unit."""
+    """What a figure is reported against (never asserted): `ratio_max` / `ratio_min` bound
+    plait/floor, `max` / `min` bound the plait value itself, in the row's unit."""
 
-    kind: str  # 'ratio_max' | 'max'
+    kind: str  # 'ratio_max' | 'ratio_min' | 'max' | 'min'
     value: float
 
     def describe(self, unit: str) -> str:
-        return f'<= {self.value:g}x floor' if self.kind == 'ratio_max' else f'< {self.value:g} {unit}'
+        return {'ratio_max': f'<= {self.value:g}x floor', 'ratio_min': f'>= {self.value:g}x floor',
+                'max': f'< {self.value:g} {unit}', 'min': f'>= {self.value:g} {unit}'}[self.kind]
 
     def met(self, plait: float, floor: float) -> bool | None:
-        if math.isnan(plait) or (self.kind == 'ratio_max' and (floor is None or math.isnan(floor))):
+        is_ratio = self.kind.startswith('ratio_')
+        if math.isnan(plait) or (is_ratio and (floor is None or math.isnan(floor))):
             return None
-        if self.kind == 'ratio_max':
-            return plait / floor <= self.value
-        return plait < self.value
+        value = plait / floor if is_ratio else plait
+        return {'ratio_max': value <= self.value, 'ratio_min': value >= self.value,
+                'max': value < self.value, 'min': value >= self.value}[self.kind]
 
 
 @dataclass
@@ -87,7 +89,7 @@ class Section:
 
 
 # -- rendering --------------------------------------------------------------------------------
-_DECIMALS = {'ms': 2, 's': 3, 'MB': 1, 'req/s': 0, 'docs/s': 0, 'µs': 0}
+_DECIMALS = {'ms': 2, 's': 3, 'MB': 1, 'req/s': 0, 'docs/s': 0, 'µs': 0, 'x': 1, 'docs': 1}
 
 
 def fmt(value: float, unit: str) -> str:
@@ -152,7 +154,7 @@ def targets_summary(sections: list[Section]) -> list[str]:
             p, f = median(row.plait), median(row.floor)
             met = row.target.met(p, f)
             floor_text = f'{fmt(f, row.unit)} {row.unit}' if row.floor and not math.isnan(f) else '–'
-            ratio = f' ({p / f:.2f}x)' if row.target.kind == 'ratio_max' and row.floor and f else ''
+            ratio = f' ({p / f:.2f}x)' if row.target.kind.startswith('ratio_') and row.floor and f else ''
             verdict = {True: 'yes', False: '**no**', None: 'not measured'}[met]
             letter = section.title.split('.')[0]
             lines.append(f'| {letter} | {row.metric} | {fmt(p, row.unit)} {row.unit}{ratio} | '

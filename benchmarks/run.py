@@ -29,6 +29,7 @@ SECTIONS = {
     'probe': ('probe_bench', 'C. plait ping'),
     'http': ('http_bench', 'D. HTTP / WebSocket'),
     'breakdown': ('breakdown_bench', 'E. where the time goes'),
+    'batching': ('batching_bench', 'F. dynamic batching'),
 }
 
 

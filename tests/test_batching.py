@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -233,3 +235,16 @@ def test_unknown_endpoint_and_bad_yaml_are_refused(tmp_path: Path) -> None:
         Deployment(uses=str(yml))
     with pytest.raises(BadConfig, match='uses_dynamic_batching takes a dict'):
         Deployment(uses=Plain, uses_dynamic_batching=['/go'])
+
+
+def test_without_batching_nothing_of_it_is_imported() -> None:
+    code = ('import sys, plait\n'
+            'from plait.executor import NoOpExecutor\n'
+            'from plait.serve.worker import ExecutorRunner\n'
+            'plait.dynamic_batching\n'
+            'plait.Deployment(uses=NoOpExecutor)\n'
+            'runner = ExecutorRunner(NoOpExecutor(), "x", False)\n'
+            'print(runner.batcher, "plait.serve.batching" in sys.modules)\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ['None', 'False']

@@ -142,9 +142,11 @@ def check_executor_class(cls: type, requests: Optional[dict[str, str]],
     batching_table(table, options, owner, is_generator)
 
 
-def batcher_for(executor: Any, owner: str, invoke: Callable[[str, Any, dict], Awaitable[Any]]) -> Optional['Batcher']:
+def batcher_for(executor: Any, owner: str, invoke: Callable[[str, Any, dict], Awaitable[Any]],
+                concurrency: int = 1) -> Optional['Batcher']:
     """The Batcher of a built Executor (`invoke(table key, docs, parameters)` calls its
-    method), or None when no endpoint batches. Bad options raise BadConfig."""
+    method; `concurrency` calls of one queue at a time), or None when no endpoint batches.
+    Bad options raise BadConfig."""
     specs = executor.endpoint_specs
 
     def is_generator(method: str) -> bool:
@@ -155,7 +157,7 @@ def batcher_for(executor: Any, owner: str, invoke: Callable[[str, Any, dict], Aw
         return None
     for endpoint, config in sorted(table.items()):
         logger.debug('%s batches %s: %s', owner, endpoint, config)
-    return Batcher(table, invoke, lambda key: specs[key].input_type)
+    return Batcher(table, invoke, lambda key: specs[key].input_type, concurrency)
 
 
 # -- what a batch reports ---------------------------------------------------------------------
@@ -195,19 +197,27 @@ Invoke = Callable[[Any], Awaitable[Any]]  # docs -> the method's result
 
 
 class BatchQueue:
-    """Requests to one endpoint with equal parameters, waiting to be called together."""
+    """Requests to one endpoint with equal parameters, waiting to be called together.
+
+    A batch is due once the waiting documents reach `preferred_batch_size` or the oldest has
+    waited `timeout` ms; it is called as soon as the method is free (`concurrency` batches of
+    this queue at a time). While the method is busy, newcomers still join the batch that is
+    due, up to `preferred_batch_size`: a busy Executor gets fuller batches, not more of them."""
 
     def __init__(self, endpoint: str, config: BatchConfig, invoke: Invoke, doc_list_type: type,
-                 observers: list[Callable[[BatchStats], None]], on_idle: Callable[[], None]):
+                 observers: list[Callable[[BatchStats], None]], on_idle: Callable[[], None],
+                 concurrency: int = 1):
         self.endpoint = endpoint
         self.config = config
         self._invoke = invoke
         self._doc_list_type = doc_list_type
         self._observers = observers
         self._on_idle = on_idle
+        self._concurrency = concurrency
         self._waiting: list[_Waiting] = []
         self._weight = 0.0
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._timed_out = False  # the oldest waiting request has waited `timeout`
         self._running: set[asyncio.Task] = set()
         self.flush_on_arrival = False  # draining: nothing waits for company any more
 
@@ -219,42 +229,78 @@ class BatchQueue:
         """The method's result for `docs`, called in a batch with other callers' documents."""
         if len(docs) == 0:
             return docs  # nothing to call the method for: a batch answers document for document
-        loop = asyncio.get_running_loop()
-        waiting = _Waiting(docs, loop.create_future(), time.monotonic(), self._weigh(docs))
+        waiting = _Waiting(docs, asyncio.get_running_loop().create_future(), time.monotonic(), self._weigh(docs))
         self._waiting.append(waiting)
         self._weight += waiting.weight
         waiting.future.add_done_callback(lambda f: self._forget(waiting) if f.cancelled() else None)
-        if self._weight >= self.config.preferred_batch_size or self.flush_on_arrival:
-            self.flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.config.timeout / 1000, self.flush)
+        self._arm_timer()
+        self._pump()
         return await waiting.future
 
     def _forget(self, waiting: _Waiting) -> None:
-        """A caller gave up (cancelled, timed out) before its batch was flushed."""
+        """A caller gave up (cancelled, timed out) before its batch was called."""
         if waiting in self._waiting:
+            oldest = waiting is self._waiting[0]
             self._waiting.remove(waiting)
             self._weight -= waiting.weight
-            if not self._waiting:
+            if oldest:  # the timeout now runs from the next oldest
                 self._cancel_timer()
-                self._idle_check()
+                self._arm_timer()
+            self._idle_check()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None or self._timed_out or not self._waiting:
+            return
+        left = self.config.timeout / 1000 - (time.monotonic() - self._waiting[0].arrived)
+        if left <= 0:
+            self._timed_out = True
+        else:
+            self._timer = asyncio.get_running_loop().call_later(left, self._on_timeout)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._timed_out = True
+        self._pump()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timed_out = False
 
-    def flush(self) -> None:
-        """Call the method now for everything queued."""
-        self._cancel_timer()
-        batch, self._waiting, self._weight = self._waiting, [], 0.0
-        if batch:
+    def _pump(self) -> None:
+        """Start every batch that is due, as far as the method is free."""
+        while self._waiting and len(self._running) < self._concurrency and (
+                self._timed_out or self.flush_on_arrival or self._weight >= self.config.preferred_batch_size):
+            batch = self._take()
+            self._cancel_timer()
+            self._arm_timer()  # for what is left, from its own oldest request
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._running.add(task)
             task.add_done_callback(self._finished)
 
+    def _take(self) -> list[_Waiting]:
+        """The requests of the next batch: the oldest ones, up to `preferred_batch_size` (the
+        last may pass it; it is split into calls), or all with `flush_all`."""
+        if self.config.flush_all:
+            taken, self._waiting, self._weight = self._waiting, [], 0.0
+            return taken
+        weight, count = 0.0, 0
+        while count < len(self._waiting) and weight < self.config.preferred_batch_size:
+            weight += self._waiting[count].weight
+            count += 1
+        taken, self._waiting = self._waiting[:count], self._waiting[count:]
+        self._weight = self._weight - weight if self._waiting else 0.0
+        return taken
+
+    def flush(self) -> None:
+        """Shutting down: call everything queued as soon as the method is free."""
+        self.flush_on_arrival = True
+        self._pump()
+
     def _finished(self, task: asyncio.Task) -> None:
         self._running.discard(task)
+        self._pump()
         self._idle_check()
 
     def _idle_check(self) -> None:
@@ -345,8 +391,9 @@ class Batcher:
     and dropped when empty."""
 
     def __init__(self, table: dict[str, BatchConfig], invoke: Callable[[str, Any, dict], Awaitable[Any]],
-                 doc_list_type: Callable[[str], type]):
+                 doc_list_type: Callable[[str], type], concurrency: int = 1):
         self.table = table
+        self._concurrency = concurrency
         self._invoke = invoke
         self._doc_list_type = doc_list_type
         self._queues: dict[tuple[str, str], BatchQueue] = {}
@@ -364,7 +411,8 @@ class Batcher:
         queue = self._queues.get(queue_key)
         if queue is None:
             queue = BatchQueue(batched, config, lambda docs: self._invoke(key, docs, parameters),
-                               self._doc_list_type(key), self.observers, lambda: self._drop(queue_key, queue))
+                               self._doc_list_type(key), self.observers, lambda: self._drop(queue_key, queue),
+                               self._concurrency)
             queue.flush_on_arrival = self._draining
             self._queues[queue_key] = queue
         return queue
@@ -374,8 +422,8 @@ class Batcher:
             del self._queues[queue_key]
 
     def drain(self) -> None:
-        """Shutting down: call everything queued now, and from now on flush on arrival."""
+        """Shutting down: call everything queued as soon as the method is free, and from now on
+        whatever arrives."""
         self._draining = True
         for queue in list(self._queues.values()):
-            queue.flush_on_arrival = True
             queue.flush()

@@ -51,7 +51,7 @@ class ExecutorRunner:
         if getattr(executor, 'dynamic_batching', None):
             from plait.serve.batching import batcher_for
 
-            self.batcher = batcher_for(executor, name, self._invoke)
+            self.batcher = batcher_for(executor, name, self._invoke, 4 if allow_concurrent else 1)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
