@@ -201,6 +201,21 @@ class Executor:
             return path
         return None
 
+    @classmethod
+    def serve(cls, uses_with: Optional[dict] = None, uses_metas: Optional[dict] = None,
+              uses_requests: Optional[dict] = None, stop_event: Any = None, **deployment_options: Any) -> None:
+        """Serve this Executor as a Deployment (any Deployment keyword: port, protocol,
+        replicas...) and block until Ctrl-C, SIGTERM or `stop_event` (a threading.Event) is set."""
+        from plait.errors import UnknownOption
+        from plait.orchestrate.deployment import Deployment
+
+        if 'uses' in deployment_options:
+            raise UnknownOption(f'{cls.__name__}.serve() serves {cls.__name__}: it takes no uses=', ['uses'])
+        given = {'uses_with': uses_with, 'uses_metas': uses_metas, 'uses_requests': uses_requests}
+        deployment = Deployment(uses=cls, **{k: v for k, v in given.items() if v is not None}, **deployment_options)
+        with deployment:
+            deployment.block(stop_event)
+
     def close(self) -> None:
         """Called once when the serving process stops; override to release resources."""
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from plait import AsyncClient, Client, Deployment, Flow, jina_options
+from plait import AsyncClient, Client, Deployment, Executor, Flow, jina_options
 from plait.errors import BadConfig, UnknownOption
 from plait.orchestrate import options as tables
 from plait.options import parameters_of
@@ -32,10 +32,14 @@ HONOURED = {
     'ADD': ['allow_concurrent', 'env', 'host', 'name', 'needs', 'polling', 'port', 'quiet', 'replicas', 'shards',
             'timeout_ready', 'timeout_send', 'uses', 'uses_dynamic_batching', 'uses_metas', 'uses_requests',
             'uses_with', 'when', 'workspace'],
-    'DEPLOYMENT': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'host', 'name', 'needs',
-                   'polling', 'port', 'protocol', 'quiet', 'replicas', 'retries', 'shards', 'ssl_certfile',
+    'DEPLOYMENT': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'host', 'include_gateway',
+                   'name', 'needs', 'polling', 'port', 'protocol', 'quiet', 'replicas', 'retries', 'shards', 'ssl_certfile',
                    'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title', 'uses', 'uses_dynamic_batching',
                    'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
+    'EXECUTOR_SERVE': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'host', 'name', 'polling',
+                       'port', 'protocol', 'quiet', 'replicas', 'retries', 'shards', 'ssl_certfile', 'ssl_keyfile',
+                       'stop_event', 'timeout_ready', 'timeout_send', 'title', 'uses_dynamic_batching',
+                       'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
     'CLIENT': ['asyncio', 'host', 'port', 'prefetch', 'protocol', 'tls'],
     'POST': ['continue_on_error', 'inputs', 'on', 'on_always', 'on_done', 'on_error', 'parameters', 'prefetch',
              'request_size', 'results_in_order', 'return_responses', 'return_type', 'target_executor', 'timeout'],
@@ -58,6 +62,8 @@ def _surfaces(flow: Flow) -> dict[str, tuple[frozenset[str], Callable[..., Any],
         'FLOW': (tables.flow_options(), lambda **kw: Flow(**kw), 'Flow'),
         'ADD': (tables.add_options(), lambda **kw: flow.add(name='probe', **kw), "Flow.add(name='probe')"),
         'DEPLOYMENT': (tables.deployment_options(), lambda **kw: Deployment(**kw), "Deployment(name='executor')"),
+        'EXECUTOR_SERVE': ((tables.deployment_options() - {'uses'}) | parameters_of(Executor.serve),
+                           lambda **kw: Executor.serve(**kw), "Deployment(name='executor')"),
         'CLIENT': (parameters_of(AsyncClient.__init__), lambda **kw: Client(port=1, **kw), 'Client'),
         'POST': (parameters_of(AsyncClient.post), _client_post, 'post'),
     }
@@ -71,7 +77,9 @@ def test_every_jina_option_is_honoured_or_refused_by_name(surface: str, flow: Fl
     for name in sorted(jina - accepted):
         with pytest.raises(UnknownOption) as info:
             call(**{name: 'x'})
-        if surface == 'ADD' and name in tables.GATEWAY_OPTIONS:
+        if surface == 'EXECUTOR_SERVE' and name == 'uses':
+            expected = 'Executor.serve() serves Executor: it takes no uses='
+        elif surface == 'ADD' and name in tables.GATEWAY_OPTIONS:
             expected = f"{where}: {name} is an option of the Flow's gateway: give it to Flow(...)"
         else:
             expected = f'{where}: not supported by plait: {name}'

@@ -11,7 +11,7 @@ from plait import jina_options
 from plait.config import to_json
 from plait.errors import BadConfig
 from plait.options import refuse_unknown
-from plait.orchestrate.orchestration import LOCAL_HOST, Orchestration
+from plait.orchestrate.orchestration import LOCAL_HOST, Orchestration, public_endpoints
 from plait.wire.ports import free_port
 from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
@@ -69,9 +69,11 @@ class Deployment(Orchestration):
 
     kind = 'Deployment'
 
-    def __init__(self, uses: Any = None, *, port: Optional[int] = None, protocol: str = 'grpc',
+    def __init__(self, uses: Any = None, *, port: Union[int, list[int], None] = None,
+                 protocol: Union[str, list[str]] = 'grpc', include_gateway: bool = True,
                  timeout_ready: int = 600000, env: Optional[dict[str, str]] = None, quiet: bool = False,
-                 restart: bool = True, **options: Any):
+                 restart: bool = True, protocols: Union[str, list[str], None] = None,
+                 ports: Union[int, list[int], None] = None, **options: Any):
         from plait.orchestrate import options as tables
 
         refuse_unknown(f"Deployment(name={options.get('name', 'executor')!r})", options,
@@ -93,12 +95,13 @@ class Deployment(Orchestration):
         self.needs = _as_names(target.get('needs'))
         self.when = _checked_when(name, target.get('when'))
         self.timeout_send = target.get('timeout_send')
-        self.protocol = protocol
+        self.protocols, self.ports = public_endpoints(protocol, port, protocols, ports)
+        self._ports_given = port is not None or ports is not None
+        self.include_gateway = include_gateway  # False: no gateway where a replica can serve alone
         self.timeout_ready = timeout_ready
         self.env = {k: str(v) for k, v in (env or {}).items()}
         self.quiet = quiet
         self.restart = restart
-        self.port = port if port is not None else free_port()
         self._with_gateway = self.replicas > 1 or self.shards > 1 or self._gateway_asked()
         # replica ports: [shard][replica]
         self.worker_ports = ([[self.port]] if not self._with_gateway
@@ -117,6 +120,9 @@ class Deployment(Orchestration):
     uses_requests = property(lambda self: self.worker.uses_requests)
 
     uses_dynamic_batching = property(lambda self: self.worker.uses_dynamic_batching)
+    # where clients reach it: the first of its protocols and ports
+    protocol = property(lambda self: self.protocols[0])
+    port = property(lambda self: self.ports[0])
 
     def _check_batching(self) -> None:
         """Refuse dynamic batching options that cannot apply to this Executor, here and now."""
@@ -131,11 +137,14 @@ class Deployment(Orchestration):
                                  merge_options(self.spec.dynamic_batching or {}, batching), self.name)
 
     def _gateway_asked(self) -> bool:
-        """A gateway option only a gateway honours was given (and not at its default)."""
+        """Something only a gateway does was asked for: a protocol other than gRPC alone (an
+        Executor process speaks gRPC; with include_gateway=False as well, the gateway serving
+        HTTP or WebSocket on `port` is what Jina's Executor would serve itself), a `when`
+        filter, or a gateway option (not at its default)."""
         from plait.orchestrate.options import WORKER_OPTIONS
 
         defaults = GatewayConfig()
-        return self.protocol != 'grpc' or self.when is not None or any(
+        return self.protocols != ['grpc'] or self.when is not None or any(
             getattr(defaults, k) != v for k, v in self.gateway_options.items() if k not in WORKER_OPTIONS)
 
     # -- what to run -------------------------------------------------------------------------
@@ -170,9 +179,13 @@ class Deployment(Orchestration):
                                 needs=self.needs or [START], polling=self.polling, when=self.when,
                                 timeout_send=self.timeout_send)
 
-    def _gateway_process(self) -> ServiceProcess:
+    def gateway_config(self) -> GatewayConfig:
+        """The gateway in front of the replicas (when there is one)."""
         options = {'grace': self.grace, **self.gateway_options, 'name': 'gateway', 'host': self.host}
-        config = GatewayConfig(protocols=[self.protocol], ports=[self.port], deployments=[self.target()], **options)
+        return GatewayConfig(protocols=self.protocols, ports=self.ports, deployments=[self.target()], **options)
+
+    def _gateway_process(self) -> ServiceProcess:
+        config = self.gateway_config()
         return ServiceProcess('gateway', GATEWAY_MODULE, ['--config-json', config.to_json()], echo=not self.quiet)
 
     # -- what Orchestration needs ------------------------------------------------------------
@@ -183,7 +196,11 @@ class Deployment(Orchestration):
         return processes
 
     def _public(self) -> list[tuple[str, int]]:
-        return [(self.protocol, self.port)]
+        return list(zip(self.protocols, self.ports))
+
+    @property
+    def _tls(self) -> bool:  # type: ignore[override]
+        return bool(self.gateway_options.get('ssl_certfile'))
 
     def _grace(self) -> float:
         return self.grace
@@ -195,3 +212,32 @@ class Deployment(Orchestration):
     @property
     def addresses(self) -> list[str]:
         return [f'{LOCAL_HOST}:{p}' for ports in self.worker_ports for p in ports]
+
+    # -- export ------------------------------------------------------------------------------
+    def to_kubernetes_yaml(self, output_base_path: str, k8s_namespace: Optional[str] = None,
+                           image: Optional[str] = None) -> list[str]:
+        """Write Kubernetes manifests for this Deployment (its gateway and each executor shard),
+        a Dockerfile and a README under `output_base_path`; returns the paths written."""
+        from plait.orchestrate.export.kubernetes import export_kubernetes
+
+        return export_kubernetes(_AsFlow(self), output_base_path, k8s_namespace, image)
+
+    def to_docker_compose_yaml(self, output_path: str = 'docker-compose.yml', network_name: Optional[str] = None,
+                               image: Optional[str] = None) -> list[str]:
+        """Write a docker-compose file for this Deployment (its gateway and each replica) and the
+        Dockerfile beside it; returns the paths written."""
+        from plait.orchestrate.export.compose import export_docker_compose
+
+        return export_docker_compose(_AsFlow(self), output_path, network_name, image)
+
+
+class _AsFlow:
+    """A Deployment as the exporters take a Flow: one deployment behind a gateway that serves
+    its protocols and ports (in containers the replicas are reached through it)."""
+
+    def __init__(self, deployment: Deployment):
+        self.deployments = {deployment.name: deployment}
+        self.protocols, self.ports = deployment.protocols, deployment.ports
+        self._init_args = {'port': deployment.ports if deployment._ports_given else None, 'name': deployment.name}
+        self.env, self.timeout_ready = deployment.env, deployment.timeout_ready
+        self.gateway_config = deployment.gateway_config

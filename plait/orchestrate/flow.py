@@ -13,8 +13,7 @@ from plait.errors import BadConfig, UnknownOption
 from plait.options import refuse_unknown
 from plait.orchestrate.deployment import GATEWAY_MODULE, Deployment
 from plait.orchestrate.options import GATEWAY_OPTIONS, add_options, gateway_options
-from plait.orchestrate.orchestration import Orchestration
-from plait.wire.ports import free_port
+from plait.orchestrate.orchestration import Orchestration, as_list, public_endpoints
 from plait.orchestrate.process import ServiceProcess
 from plait.serve.gateway.config import START, GatewayConfig
 
@@ -28,38 +27,28 @@ def _refuse_add_options(name: str, kwargs: dict[str, Any]) -> None:
     refuse_unknown(where, kwargs, add_options(), jina_options.ADD)
 
 
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
 class Flow(Orchestration):
-    kind = 'Flow'
-
     """A graph of Deployments behind one gateway. Besides the keywords below it takes every
     GatewayConfig option (timeout_send, cors, prefetch, ssl_certfile...); anything else is
     refused by name (plait.orchestrate.options)."""
 
+    kind = 'Flow'
+
     def __init__(self, protocol: Union[str, list[str]] = 'grpc', port: Union[int, list[int], None] = None,
                  host: str = '0.0.0.0', timeout_ready: int = 600000, quiet: bool = False,
-                 env: Optional[dict[str, str]] = None, restart: bool = True, **options: Any):
+                 env: Optional[dict[str, str]] = None, restart: bool = True,
+                 protocols: Union[str, list[str], None] = None, ports: Union[int, list[int], None] = None,
+                 **options: Any):
         refuse_unknown('Flow', options, GATEWAY_OPTIONS, jina_options.FLOW)
-        self.protocols = [p.lower() for p in _as_list(protocol)] or ['grpc']
-        for p in self.protocols:
-            if p not in ('grpc', 'http', 'websocket'):
-                raise BadConfig(f'protocol={p!r}: use grpc, http or websocket')
-        ports = _as_list(port)
-        if ports and len(ports) != len(self.protocols):
-            raise BadConfig(f'{len(self.protocols)} protocol(s) but {len(ports)} port(s): give one port per protocol')
-        self.ports = [int(p) for p in ports] or [free_port() for _ in self.protocols]
+        self.protocols, self.ports = public_endpoints(protocol, port, protocols, ports)
         self.host = host
         self.timeout_ready = timeout_ready
         self.quiet = quiet
         self.env = env or {}
         self.restart = restart  # restart processes that die, with backoff
         self.gateway_options = gateway_options(options)
-        self._init_args = {'protocol': protocol, 'port': port, 'host': host, **options}
+        self._init_args = {'protocol': protocols if protocols is not None else protocol,
+                           'port': ports if ports is not None else port, 'host': host, **options}
         self.deployments: dict[str, Deployment] = {}
         self._add_args: list[dict[str, Any]] = []
         self._last: str = START
@@ -75,7 +64,7 @@ class Flow(Orchestration):
         given = dict(kwargs)
         if name in self.deployments or name == START:
             raise BadConfig(f'a deployment named {name!r} is already in this Flow')
-        needs_list = _as_list(needs) or [self._last]
+        needs_list = as_list(needs) or [self._last]
         for need in needs_list:
             if need != START and need not in self.deployments:
                 raise BadConfig(f'{name}: needs {need!r}, which is not in this Flow (have {list(self.deployments)})')

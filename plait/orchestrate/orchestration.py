@@ -12,6 +12,37 @@ from plait.orchestrate.process import ServiceProcess, prewarm
 from plait.orchestrate.supervisor import RestartPolicy
 
 LOCAL_HOST = '127.0.0.1'  # where the gateway and clients reach processes of this machine
+PROTOCOLS = ('grpc', 'http', 'websocket')
+
+
+def as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def public_endpoints(protocol: Any, port: Any, protocols: Any = None, ports: Any = None) -> tuple[list[str], list[int]]:
+    """The protocols served and a port for each (free ones when not given), from `protocol` /
+    `port` (one value or a list each) or their plural spellings `protocols` / `ports`."""
+    from plait.errors import BadConfig
+    from plait.wire.ports import free_port
+
+    if protocols is not None:
+        protocol = protocols
+    if ports is not None:
+        if port is not None:
+            raise BadConfig('give port or ports, not both')
+        port = ports
+    names = [str(p).lower() for p in as_list(protocol)] or ['grpc']
+    for name in names:
+        if name not in PROTOCOLS:
+            raise BadConfig(f'protocol={name!r}: use grpc, http or websocket')
+    if len(set(names)) != len(names):
+        raise BadConfig(f'protocol={names}: each protocol once')
+    numbers = as_list(port)
+    if numbers and len(numbers) != len(names):
+        raise BadConfig(f'{len(names)} protocol(s) but {len(numbers)} port(s): give one port per protocol')
+    return names, [int(p) for p in numbers] or [free_port() for _ in names]
 
 
 class Orchestration:
