@@ -188,6 +188,7 @@ class _Waiting:
     docs: Any
     future: asyncio.Future
     arrived: float
+    weights: Optional[list[float]]  # per document, with a custom metric; else 1 each
     weight: float
     parts: list[Any] = field(default_factory=list)
     done_docs: int = 0
@@ -221,15 +222,14 @@ class BatchQueue:
         self._running: set[asyncio.Task] = set()
         self.flush_on_arrival = False  # draining: nothing waits for company any more
 
-    def _weigh(self, docs: Any) -> float:
-        metric = self.config.custom_metric
-        return float(len(docs)) if metric is None else float(sum(metric(doc) for doc in docs))
-
     async def submit(self, docs: Any) -> Any:
         """The method's result for `docs`, called in a batch with other callers' documents."""
         if len(docs) == 0:
             return docs  # nothing to call the method for: a batch answers document for document
-        waiting = _Waiting(docs, asyncio.get_running_loop().create_future(), time.monotonic(), self._weigh(docs))
+        metric = self.config.custom_metric
+        weights = None if metric is None else [float(metric(doc)) for doc in docs]  # raises here, not later
+        waiting = _Waiting(docs, asyncio.get_running_loop().create_future(), time.monotonic(), weights,
+                           float(len(docs)) if weights is None else sum(weights))
         self._waiting.append(waiting)
         self._weight += waiting.weight
         waiting.future.add_done_callback(lambda f: self._forget(waiting) if f.cancelled() else None)
@@ -312,19 +312,19 @@ class BatchQueue:
         if self.config.flush_all:
             yield [(w, 0, len(w.docs)) for w in batch]
             return
-        limit, metric = self.config.preferred_batch_size, self.config.custom_metric
+        limit = self.config.preferred_batch_size
         chunk: list[tuple[_Waiting, int, int]] = []
         weight = 0.0
         for w in batch:
             start = 0
             while start < len(w.docs):
-                if metric is None:
+                if w.weights is None:
                     stop = min(len(w.docs), start + int(limit - weight))
                     weight += stop - start
                 else:
                     stop = start
                     while stop < len(w.docs) and weight < limit:
-                        weight += metric(w.docs[stop])
+                        weight += w.weights[stop]
                         stop += 1
                 chunk.append((w, start, stop))
                 start = stop
@@ -335,13 +335,24 @@ class BatchQueue:
             yield chunk
 
     async def _run(self, batch: list[_Waiting]) -> None:
+        try:
+            await self._call_all(batch)
+        except BaseException as ex:  # a bug here, or shutdown: no caller is left waiting
+            for w in batch:
+                if not w.future.done():
+                    w.future.set_exception(ex if isinstance(ex, Exception) else RuntimeError('shutting down'))
+            if not isinstance(ex, Exception):
+                raise
+
+    async def _call_all(self, batch: list[_Waiting]) -> None:
         flushed = time.monotonic()
         queued = [flushed - w.arrived for w in batch]
         for chunk in self._chunks(batch):
             live = [(w, a, b) for w, a, b in chunk if not w.future.done()]  # not cancelled, not failed
             if not live:
                 continue
-            docs = self._doc_list_type([doc for w, a, b in live for doc in w.docs[a:b]])
+            docs = self._doc_list_type([doc for w, a, b in live
+                                        for doc in (w.docs if b - a == len(w.docs) else w.docs[a:b])])
             started = time.monotonic()
             try:
                 result = await self._invoke(docs)
@@ -369,7 +380,10 @@ class BatchQueue:
         callers = {id(w) for w, _, _ in live}
         stats = BatchStats(self.endpoint, docs, len(callers), queued, call_seconds, failed)
         for observer in self._observers:
-            observer(stats)
+            try:
+                observer(stats)
+            except Exception:  # metrics must never fail a request
+                logger.exception('a batch observer raised')
 
 
 def _checked_result(result: Any, docs: Any) -> Any:
