@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from batching_executors import Batched, Plain
-from flow_helpers import wait_until
+from flow_helpers import script_env, wait_until
 
 from plait import AsyncClient, Client, Deployment, Document, DocumentArray, Executor, Flow, dynamic_batching, requests
 from plait.errors import BadConfig, ExecutorError
@@ -248,3 +248,25 @@ def test_without_batching_nothing_of_it_is_imported() -> None:
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ['None', 'False']
+
+
+def test_plait_executor_flag_and_debug_log_of_each_batch(port: int) -> None:
+    batching = '{"/go": {"preferred_batch_size": 2, "timeout": 60000}}'
+    proc = subprocess.Popen([sys.executable, '-m', 'plait.serve.worker', '--uses', 'batching_executors:Plain',
+                             '--host', '127.0.0.1', '--port', str(port), '--uses-dynamic-batching', batching],
+                            env=script_env(PLAIT_LOG_LEVEL='DEBUG'), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        assert wait_until(lambda: any('ready at' in x for x in lines) or proc.poll() is not None, 60) is not None
+        responses = post_all(port, '/go', ['l0', 'l1'])
+        assert [r.docs[0].text for r in responses] == ['L0', 'L1']
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+        proc.stdout.close()
+    batch_lines = [x for x in lines if 'batch on /go' in x]
+    assert len(batch_lines) == 1 and '2 doc(s) from 2 request(s), queued' in batch_lines[0], lines
