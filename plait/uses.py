@@ -56,17 +56,46 @@ def load_py_modules(modules: Any, base: str) -> None:
 
 
 def resolve_yaml_entry(entry: dict[str, Any], base: str) -> dict[str, Any]:
-    """A Deployment's options from a YAML file in folder `base`: its `py_modules` loaded, and a
-    relative `uses:` YAML path made absolute."""
+    """A Deployment's options from a YAML file in folder `base`: its `py_modules` loaded, a
+    relative `uses:` YAML path made absolute, and a `uses: module:Class` imported (also from
+    a module.py in `base`)."""
     entry = dict(entry)
     load_py_modules(entry.pop('py_modules', None), base)
     uses = entry.get('uses')
-    if isinstance(uses, str) and uses.endswith(('.yml', '.yaml')) and not os.path.isabs(uses):
-        entry['uses'] = os.path.join(base, uses)
+    if isinstance(uses, str) and uses.endswith(('.yml', '.yaml')):
+        if not os.path.isabs(uses):
+            entry['uses'] = os.path.join(base, uses)
+    elif isinstance(uses, str):
+        _class_from_string(uses, [base])  # 'module:Class' with module.py beside the YAML
     return entry
 
 
-def _class_from_string(uses: str) -> type:
+def _import_user_module(module_name: str, folders: list[str]) -> Any:
+    """Import `module_name` as Python would or, failing that, the way `uvicorn mod:app` finds
+    `mod`: a `mod.py` (or `mod/` package) in one of `folders`, which the error then names."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        top = module_name.partition('.')[0]
+        if e.name not in (top, module_name):  # something the module itself imports is missing
+            raise
+        for folder in folders:
+            if os.path.isfile(os.path.join(folder, f'{top}.py')) or os.path.isfile(
+                    os.path.join(folder, top, '__init__.py')):
+                sys.path.insert(0, folder)
+                try:
+                    module = importlib.import_module(module_name)
+                finally:
+                    sys.path.remove(folder)
+                # not importable by name in a fresh process: carry its classes by value
+                _loaded_from_files.update(n for n in list(sys.modules) if n == top or n.startswith(f'{top}.'))
+                return module
+        raise ModuleNotFoundError(f"{e}; looked in {', '.join(folders)} and the Python path", name=e.name) from None
+
+
+def _class_from_string(uses: str, folders: Optional[list[str]] = None) -> type:
+    """The Executor class `uses` names; a module is looked up in `folders` (e.g. the YAML's
+    folder) and the current directory when Python's path does not have it."""
     from plait.executor import Executor, registered_executor
 
     found = registered_executor(uses)
@@ -80,8 +109,9 @@ def _class_from_string(uses: str) -> type:
         raise UsesNotFound(
             f'uses={uses!r}: no Executor class of that name is defined; give a class, '
             f"'module:Class', or a YAML file")
+    search = list(dict.fromkeys(os.path.abspath(f) for f in [*(folders or []), os.getcwd()]))
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj: Any = _import_user_module(module_name, search)
     except ImportError as e:
         raise UsesNotFound(f'uses={uses!r}: cannot import module {module_name!r} ({e})') from e
     for part in qualname.split('.'):
@@ -111,7 +141,7 @@ def _spec_from_yaml(path: str) -> ExecutorSpec:
         raise BadConfig(f'{path}: dynamic_batching: expected a mapping of endpoint -> options, got {batching!r}')
     base = os.path.dirname(os.path.abspath(path))
     load_py_modules(doc.get('py_modules') or (doc.get('metas') or {}).get('py_modules'), base)
-    cls = _class_from_string(str(doc['jtype']))
+    cls = _class_from_string(str(doc['jtype']), [base])
     metas = dict(doc.get('metas') or {})
     metas.pop('py_modules', None)
     return ExecutorSpec(cls=cls, uses_with=dict(doc.get('with') or {}), metas=metas,
