@@ -6,6 +6,7 @@ bad configuration refused at start-up."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from batching_executors import Batched, Plain
 from flow_helpers import script_env, wait_until
 
@@ -270,3 +272,14 @@ def test_plait_executor_flag_and_debug_log_of_each_batch(port: int) -> None:
         proc.stdout.close()
     batch_lines = [x for x in lines if 'batch on /go' in x]
     assert len(batch_lines) == 1 and '2 doc(s) from 2 request(s), queued' in batch_lines[0], lines
+
+
+def test_exported_containers_keep_the_batching_of_the_executor_yaml(tmp_path: Path) -> None:
+    config = tmp_path / 'plain.yml'
+    config.write_text('jtype: batching_executors.Plain\ndynamic_batching:\n  /go: {preferred_batch_size: 3}\n')
+    flow = Flow(quiet=True).add(uses=str(config), name='exported',
+                                uses_dynamic_batching={'/go': {'timeout': 50}})
+    flow.to_docker_compose_yaml(str(tmp_path / 'out' / 'docker-compose.yml'))
+    command = yaml.safe_load((tmp_path / 'out' / 'docker-compose.yml').read_text())['services']['exported']['command']
+    given = json.loads(command[command.index('--uses-dynamic-batching') + 1])
+    assert given == {'/go': {'preferred_batch_size': 3, 'timeout': 50}}
