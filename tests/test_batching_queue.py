@@ -87,3 +87,18 @@ def test_an_empty_request_is_answered_without_a_call(texts: tuple[str, ...]) -> 
 
     calls, result = asyncio.run(scenario())
     assert calls == ([['one']] if texts else []) and len(result) == len(texts)
+
+
+def test_which_endpoints_batch_and_how() -> None:
+    from plait.executor import DEFAULT_ENDPOINT
+    from plait.serve.batching import batching_table
+
+    requests = {'/a': 'embed', '/b': 'embed', '/c': 'other', DEFAULT_ENDPOINT: 'fallback'}
+    options = {'embed': {'preferred_batch_size': 8, 'timeout': 5},      # every endpoint of `embed`
+               '/b': {'timeout': 7},                                     # over `embed`'s, option by option
+               '/c': {'preferred_batch_size': 2, 'use_dynamic_batching': False},
+               '/default': {'preferred_batch_size': 3},                  # the default endpoint's wire name
+               '/served-by-default': {'flush_all': True}}
+    table = batching_table(requests, options, 'x', lambda method: False)
+    assert table == {'/a': BatchConfig(8, 5.0), '/b': BatchConfig(8, 7.0), DEFAULT_ENDPOINT: BatchConfig(3),
+                     '/served-by-default': BatchConfig(flush_all=True)}
