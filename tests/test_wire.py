@@ -47,6 +47,10 @@ def test_layers_import_downward_only(layer, forbidden):
     assert not {m: w for m, w in wrong.items() if w}
 
 
+def test_the_stream_engine_imports_nothing_of_plait():
+    assert not _plait_imports(PACKAGE / 'streams.py')
+
+
 def _doc(doc_id: str, **fields: str) -> docarray_pb2.DocProto:
     doc = docarray_pb2.DocProto()
     if doc_id:

@@ -120,31 +120,3 @@ class Callbacks:
         finally:
             for awaitable in pending:
                 await awaitable
-
-
-
-
-class ResponseOrder:
-    """Responses in the order of their requests (matched by request_id) when asked for,
-    else as they arrive."""
-
-    def __init__(self, requests: list[Any], in_order: bool):
-        self._index = {r.header.request_id: i for i, r in enumerate(requests)}
-        self._in_order = in_order
-        self._held: dict[int, Any] = {}
-        self._next = 0
-
-    def push(self, response: Any) -> list[Any]:
-        """The responses that can go out now that `response` arrived."""
-        if not self._in_order:
-            return [response]
-        self._held[self._index.get(response.header.request_id, self._next)] = response
-        ready = []
-        while self._next in self._held:
-            ready.append(self._held.pop(self._next))
-            self._next += 1
-        return ready
-
-    def rest(self) -> list[Any]:
-        """What is still held when the stream ends (a response never came for a gap)."""
-        return [self._held.pop(i) for i in sorted(self._held)]

@@ -4,6 +4,7 @@ stream (bounded by prefetch) for many; health, readiness and dry_run probes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any, AsyncIterator, Optional
 
@@ -11,9 +12,9 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plait.clients.base import ResponseOrder
 from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2, jina_data_pb2_grpc
+from plait.streams import Answers, bounded_map
 from plait.wire.channel import compression_of, grpc_options
 from plait.wire.constants import PREFETCH, RESULTS_IN_ORDER, SINGLE_PATH
 
@@ -92,32 +93,47 @@ class GrpcTransport:
     async def send(self, requests: list[jina_data_pb2.DataRequestProto], prefetch: int,
                    timeout: Optional[float], results_in_order: bool) -> AsyncIterator[jina_data_pb2.DataRequestProto]:
         channel = self._ensure_channel()
-        try:
-            if len(requests) == 1:
-                stub = jina_data_pb2_grpc.JinaSingleDataRequestRPCStub(channel)
+        if len(requests) == 1:
+            stub = jina_data_pb2_grpc.JinaSingleDataRequestRPCStub(channel)
+            try:
                 yield await stub.process_single_data(requests[0], timeout=timeout)
-                return
-            stub = jina_data_pb2_grpc.JinaRPCStub(channel)
-            window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
+            except grpc.aio.AioRpcError as e:
+                raise translate_rpc_error(e, self.where) from None
+            return
+        # many: one JinaRPC/Call stream; each request awaits its answer by request_id
+        outgoing: asyncio.Queue = asyncio.Queue()
+        answers: Answers[jina_data_pb2.DataRequestProto] = Answers()
 
-            async def outgoing() -> AsyncIterator[jina_data_pb2.DataRequestProto]:
-                for req in requests:
-                    if window is not None:
-                        await window.acquire()
-                    yield req
+        async def stream() -> AsyncIterator[jina_data_pb2.DataRequestProto]:
+            for _ in requests:
+                yield await outgoing.get()
 
-            metadata = ((RESULTS_IN_ORDER, 'true' if results_in_order else 'false'), (PREFETCH, str(prefetch or 0)))
-            call = stub.Call(outgoing(), timeout=timeout, metadata=metadata)
-            order = ResponseOrder(requests, results_in_order)
-            async for response in call:
-                if window is not None:
-                    window.release()
-                for ready in order.push(response):
-                    yield ready
-            for ready in order.rest():
-                yield ready
-        except grpc.aio.AioRpcError as e:
-            raise translate_rpc_error(e, self.where) from None
+        metadata = ((RESULTS_IN_ORDER, 'true' if results_in_order else 'false'), (PREFETCH, str(prefetch or 0)))
+        call = jina_data_pb2_grpc.JinaRPCStub(channel).Call(stream(), timeout=timeout, metadata=metadata)
+
+        async def read() -> None:
+            try:
+                async for response in call:
+                    answers.resolve(response.header.request_id, response)
+                answers.fail(InternalNetworkError(f'{self.where} ended the stream before answering every '
+                                                  f'request', addresses=[self.where]))
+            except grpc.aio.AioRpcError as e:
+                answers.fail(translate_rpc_error(e, self.where))
+
+        async def one(request: jina_data_pb2.DataRequestProto) -> jina_data_pb2.DataRequestProto:
+            answer = answers.expect(request.header.request_id)
+            outgoing.put_nowait(request)
+            return await answer
+
+        reader = asyncio.ensure_future(read())
+        try:
+            async with contextlib.aclosing(bounded_map(requests, one, prefetch, results_in_order)) as responses:
+                async for response in responses:
+                    yield response
+        finally:
+            call.cancel()
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
 
     async def health(self, service: str, timeout: float) -> int:
         """The ServingStatus of `service`; raises AioRpcError (e.g. NOT_FOUND, UNAVAILABLE)."""

@@ -9,6 +9,7 @@ Documents travel as JSON (see plait.wire.json_codec): types that JSON cannot say
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,9 +18,9 @@ from urllib.parse import quote
 import httpx
 from google.protobuf import json_format
 
-from plait.clients.base import ResponseOrder
 from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
 from plait.proto import jina_data_pb2
+from plait.streams import bounded_map
 from plait.wire.constants import WIRE_DEFAULT_ENDPOINT
 from plait.wire.json_codec import docs_json, json_doc_list_proto, status_from_json
 from plait.wire.join import doc_list_in
@@ -168,38 +169,14 @@ class HttpTransport:
 
     async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: float | None,
                    results_in_order: bool) -> AsyncIterator[DataRequestProto]:
-        window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
-        results: asyncio.Queue = asyncio.Queue()
+        async def post(request: DataRequestProto) -> DataRequestProto:
+            response = await self._post(request, timeout)
+            response.header.request_id = request.header.request_id
+            return response
 
-        async def one(index: int, request: DataRequestProto) -> None:
-            try:
-                await results.put((index, await self._post(request, timeout)))
-            except Exception as e:  # noqa: BLE001  (handed to the consumer, which raises it)
-                await results.put((index, e))
-
-        async def produce() -> None:
-            for index, request in enumerate(requests):
-                if window is not None:
-                    await window.acquire()
-                tasks.append(asyncio.ensure_future(one(index, request)))
-
-        tasks: list[asyncio.Future] = []
-        producer = asyncio.ensure_future(produce())
-        order = ResponseOrder(requests, results_in_order)
-        try:
-            for _ in range(len(requests)):
-                index, outcome = await results.get()
-                if isinstance(outcome, Exception):
-                    raise outcome
-                outcome.header.request_id = requests[index].header.request_id
-                for ready in order.push(outcome):
-                    if window is not None:
-                        window.release()
-                    yield ready
-        finally:
-            for task in [producer, *tasks]:
-                if not task.done():
-                    task.cancel()
+        async with contextlib.aclosing(bounded_map(requests, post, prefetch, results_in_order)) as responses:
+            async for response in responses:
+                yield response
 
     async def get(self, path: str, timeout: float) -> tuple[int, Any]:
         """(HTTP status, JSON body or None) within `timeout` in all; raises httpx errors or

@@ -7,13 +7,14 @@ requests by request_id. Probes go over plain HTTP(S) on the same port (`/readyz`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from plait.clients.base import ResponseOrder
 from plait.clients.http import HttpTransport, Verify, ssl_context
 from plait.errors import InternalNetworkError, RequestTimeout
 from plait.proto import jina_data_pb2
+from plait.streams import Answers, bounded_map
 from plait.wire.constants import END_OF_INPUT
 
 DataRequestProto = jina_data_pb2.DataRequestProto
@@ -55,48 +56,54 @@ class WebSocketTransport:
             raise InternalNetworkError(f'cannot open a websocket to {self.url}: {str(e) or type(e).__name__}',
                                        addresses=[self.url]) from None
         self._open.add(connection)
-        window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
-        order = ResponseOrder(requests, results_in_order)
+        answers: Answers[DataRequestProto] = Answers()
+        sent = 0
+        sending = asyncio.Lock()  # one message at a time, end-of-input after the last
 
-        async def produce() -> None:
+        async def one(request: DataRequestProto) -> DataRequestProto:
+            nonlocal sent
+            answer = answers.expect(request.header.request_id)
             try:
-                for request in requests:
-                    if window is not None:
-                        await window.acquire()
+                async with sending:
                     await connection.send(request.SerializeToString())
-                await connection.send(END_OF_INPUT)
+                    sent += 1
+                    if sent == len(requests):
+                        await connection.send(END_OF_INPUT)
             except ConnectionClosed:
-                pass  # the receiving side reports it
+                pass  # the reader reports it
+            return await answer
 
-        producer = asyncio.ensure_future(produce())
-        deadline = asyncio.get_running_loop().time() + timeout if timeout else None
-        received = 0
+        async def read() -> None:
+            deadline = asyncio.get_running_loop().time() + timeout if timeout else None
+            received = 0
+            try:
+                while received < len(requests):
+                    left = None if deadline is None else max(deadline - asyncio.get_running_loop().time(), 0)
+                    message = await asyncio.wait_for(connection.recv(), left)
+                    if isinstance(message, str):
+                        raise self._lost('the server sent text; expected DataRequestProto bytes')
+                    response = DataRequestProto.FromString(message)
+                    received += 1
+                    answers.resolve(response.header.request_id, response)
+            except TimeoutError:
+                answers.fail(RequestTimeout(f'{self.url} did not answer {len(requests)} request(s) '
+                                            f'within {timeout} s'))
+            except ConnectionClosed as e:
+                reason = f'code {e.rcvd.code} {e.rcvd.reason!r}' if e.rcvd else 'no close frame'
+                answers.fail(self._lost(f'closed ({reason}) after {received} of {len(requests)} responses'))
+            except Exception as e:  # noqa: BLE001  (handed to the requests waiting)
+                answers.fail(e)
+
+        reader = asyncio.ensure_future(read())
         finished = False
         try:
-            while received < len(requests):
-                left = None if deadline is None else max(deadline - asyncio.get_running_loop().time(), 0)
-                try:
-                    message = await asyncio.wait_for(connection.recv(), left)
-                except TimeoutError:
-                    raise RequestTimeout(f'{self.url} did not answer {len(requests)} request(s) '
-                                         f'within {timeout} s') from None
-                except ConnectionClosed as e:
-                    reason = f'code {e.rcvd.code} {e.rcvd.reason!r}' if e.rcvd else 'no close frame'
-                    raise self._lost(f'closed ({reason}) after {received} of {len(requests)} responses') from None
-                if isinstance(message, str):
-                    raise self._lost('the server sent text; expected DataRequestProto bytes')
-                response = DataRequestProto.FromString(message)
-                received += 1
-                if window is not None:
-                    window.release()
-                for ready in order.push(response):
-                    yield ready
-            for ready in order.rest():
-                yield ready
+            async with contextlib.aclosing(bounded_map(requests, one, prefetch, results_in_order)) as responses:
+                async for response in responses:
+                    yield response
             finished = True
         finally:
-            if not producer.done():
-                producer.cancel()
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
             self._open.discard(connection)
             if not finished and connection.transport is not None:
                 connection.transport.abort()  # a server that stopped answering gets no close handshake

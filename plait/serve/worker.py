@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -19,10 +20,12 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from plait.config import add_arguments, from_arguments, from_json
+from plait.errors import MalformedRequest
 from plait.logs import get_logger
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2
 from plait.serve.grpc_server import bytes_service, set_serving, start_grpc_server
 from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signal_ready
+from plait.streams import bounded_map
 from plait.wire.constants import DRY_RUN_ENDPOINT, IS_ERROR, WIRE_DEFAULT_ENDPOINT
 from plait.wire.join import doc_list_in, join_doc_lists
 from plait.wire.messages import dict_to_struct, error_status, now_timestamp, struct_to_dict
@@ -139,7 +142,7 @@ def _parse(body: bytes, message: Any) -> Any:
     try:
         return message.FromString(body)
     except DecodeError as e:
-        raise ValueError(f'malformed {message.DESCRIPTOR.full_name}: {e}') from None
+        raise MalformedRequest(f'malformed {message.DESCRIPTOR.full_name}: {e}') from None
 
 
 class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
@@ -169,46 +172,18 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
 
     async def Call(self, bodies: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
         # Requests of one stream are served concurrently; responses go out as they finish.
-        results: asyncio.Queue = asyncio.Queue()
-        pending = 0
-        done_reading = False
+        async def serve_one(body: bytes) -> bytes:
+            request = _parse(body, DataRequestProto)
+            return (await self._rt.serve([request], None, open_stream=True)).SerializeToString()
 
-        async def serve_one(req: DataRequestProto) -> None:
-            try:
-                await results.put((await self._rt.serve([req], None, open_stream=True)).SerializeToString())
-            except Exception as ex:  # e.g. refused while draining
-                await results.put(ex)
-
-        async def reader() -> None:
-            nonlocal pending, done_reading
-            try:
-                async for body in bodies:
-                    request = _parse(body, DataRequestProto)
-                    pending += 1
-                    asyncio.ensure_future(serve_one(request))
-            except ValueError as e:
-                await results.put(e)
-            done_reading = True
-            await results.put(None)
-
-        read_task = asyncio.ensure_future(reader())
         try:
-            while True:
-                item = await results.get()
-                if item is None:
-                    if pending == 0:
-                        break
-                    continue
-                if isinstance(item, ValueError):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(item))
-                pending -= 1
-                if isinstance(item, Exception):
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, str(item))
-                yield item
-                if done_reading and pending == 0 and results.empty():  # a reader error may still be queued
-                    break
-        finally:
-            read_task.cancel()
+            async with contextlib.aclosing(bounded_map(bodies, serve_one)) as replies:
+                async for reply in replies:
+                    yield reply
+        except MalformedRequest as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except Exception as e:  # refused: the executor is not (or no longer) serving
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
 
     async def endpoint_discovery(self, request: Any, context: Any) -> jina_common_pb2.EndpointsProto:
         return self._rt.endpoints_proto()

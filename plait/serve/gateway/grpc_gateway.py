@@ -4,7 +4,7 @@ service. Requests are handled as bytes: documents pass through undecoded."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from typing import Any, AsyncIterator
 
 import grpc
@@ -17,6 +17,7 @@ from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.gateway.graph import RoutingFailure
 from plait.serve.grpc_server import bytes_service
+from plait.streams import bounded_map
 from plait.wire.constants import IS_ERROR, PREFETCH, RESULTS_IN_ORDER
 
 # an executor refused the request itself (malformed documents, too large): a gRPC status for
@@ -75,50 +76,12 @@ class GrpcGateway:
         asked = metadata.get(PREFETCH, '')
         if asked.isdigit() and int(asked) > 0:
             prefetch = min(prefetch, int(asked)) if prefetch else int(asked)
-        window = asyncio.Semaphore(prefetch) if prefetch else None
-        results: asyncio.Queue = asyncio.Queue()
-        counter = {'sent': 0, 'done_reading': False}
-
-        async def handle(index: int, body: bytes) -> None:
-            try:
-                reply = await self._route(body)
-            except _Refused as e:  # malformed input: end the stream with a clear status
-                reply = e
-            await results.put((index, reply))
-
-        async def read() -> None:
-            async for body in bodies:
-                if window is not None:
-                    await window.acquire()
-                asyncio.ensure_future(handle(counter['sent'], body))
-                counter['sent'] += 1
-            counter['done_reading'] = True
-            await results.put(None)
-
-        reader = asyncio.ensure_future(read())
-        held: dict[int, bytes] = {}
-        next_index = 0
-        received = 0
         try:
-            while not (counter['done_reading'] and received == counter['sent']):
-                item = await results.get()
-                if item is None:
-                    continue
-                index, reply = item
-                received += 1
-                if window is not None:
-                    window.release()
-                if isinstance(reply, _Refused):
-                    await context.abort(reply.code, str(reply))
-                if not in_order:
+            async with contextlib.aclosing(bounded_map(bodies, self._route, prefetch, in_order)) as replies:
+                async for reply in replies:
                     yield reply
-                    continue
-                held[index] = reply
-                while next_index in held:
-                    yield held.pop(next_index)
-                    next_index += 1
-        finally:
-            reader.cancel()
+        except _Refused as e:  # malformed input: end the stream with a clear status
+            await context.abort(e.code, str(e))
 
     async def endpoint_discovery(self, request: empty_pb2.Empty, context: Any) -> jina_common_pb2.EndpointsProto:
         await self.core.discover()

@@ -21,9 +21,10 @@ Message format, chosen to interoperate with Jina 3.x clients and gateways:
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import WebSocket
@@ -34,10 +35,11 @@ from plait.errors import BadRequest
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.gateway.graph import RoutingFailure
-from plait.wire.json_codec import error_json, status_json
 from plait.serve.gateway.http_request import loads
 from plait.serve.gateway.http_routes import JsonGateway
+from plait.streams import bounded_map
 from plait.wire.constants import END_OF_INPUT
+from plait.wire.json_codec import error_json, status_json
 from plait.wire.messages import error_status
 
 SUBPROTOCOLS = ('bytes', 'json')
@@ -97,57 +99,47 @@ class WebSocketGateway:
     async def stream(self, websocket: WebSocket) -> None:
         """Serve one connection on `/` until end-of-input or until the client goes away."""
         await websocket.accept(subprotocol=_subprotocol(websocket))
-        window = asyncio.Semaphore(self.prefetch) if self.prefetch > 0 else None
-        pending: asyncio.Queue = asyncio.Queue()
-
-        async def write() -> None:
-            while (task := await pending.get()) is not None:
-                kind, payload = await task
-                if window is not None:
-                    window.release()
-                if kind == 'bytes':
-                    await websocket.send_bytes(payload)
-                else:
-                    await websocket.send_text(payload)
-
-        writer = asyncio.ensure_future(write())
-        tasks: list[asyncio.Future] = []
         ended = False
-        try:
-            while not writer.done():
+
+        async def messages() -> AsyncIterator[tuple[str, Any]]:
+            nonlocal ended
+            while True:
                 message = await websocket.receive()
                 if message['type'] == 'websocket.disconnect':
-                    break
+                    raise WebSocketDisconnect(message.get('code', 1000))
                 data, text = message.get('bytes'), message.get('text')
                 if data is not None:
                     if data == END_OF_INPUT:
                         ended = True
-                        break
-                    answer = self._safe('bytes', self._answer_bytes(data))
-                else:
-                    try:
-                        body: Any = loads(text or '')
-                    except BadRequest as e:
-                        body = e
-                    if body == {}:
-                        ended = True
-                        break
-                    answer = self._safe('text', self._answer_json(body))
-                if window is not None:
-                    await window.acquire()
-                task = asyncio.ensure_future(answer)
-                tasks.append(task)
-                pending.put_nowait(task)
+                        return
+                    yield 'bytes', data
+                    continue
+                try:
+                    body: Any = loads(text or '')
+                except BadRequest as e:
+                    body = e
+                if body == {}:
+                    ended = True
+                    return
+                yield 'text', body
+
+        async def answer(message: tuple[str, Any]) -> tuple[str, Any]:
+            kind, payload = message
+            if kind == 'bytes':
+                return await self._safe('bytes', self._answer_bytes(payload))
+            return await self._safe('text', self._answer_json(payload))
+
+        try:
+            async with contextlib.aclosing(bounded_map(messages(), answer, self.prefetch, in_order=True)) as answers:
+                async for kind, payload in answers:
+                    if kind == 'bytes':
+                        await websocket.send_bytes(payload)
+                    else:
+                        await websocket.send_text(payload)
             if ended:
-                pending.put_nowait(None)
-                await writer
                 await websocket.close(1000)
         except (WebSocketDisconnect, RuntimeError, OSError) as e:  # the client went away mid-stream
             self.logger.debug('websocket client left: %r', e)
-        finally:
-            for task in [writer, *tasks]:
-                if not task.done():
-                    task.cancel()
 
     async def dry_run(self, websocket: WebSocket) -> None:
         subprotocol = _subprotocol(websocket)
