@@ -20,6 +20,7 @@ _EXPORTS = {
     'Executor': 'plait.executor',
     'Flow': 'plait.orchestrate.flow',
     'dynamic_batching': 'plait.executor',
+    'monitor': 'plait.executor',
     'requests': 'plait.executor',
 }
 
@@ -28,7 +29,7 @@ __all__ = sorted([*_EXPORTS, '__version__'])
 if TYPE_CHECKING:  # pragma: no cover
     from plait.clients import AsyncClient, Client
     from plait.documents import Document, DocumentArray
-    from plait.executor import Executor, dynamic_batching, requests
+    from plait.executor import Executor, dynamic_batching, monitor, requests
     from plait.orchestrate.deployment import Deployment
     from plait.orchestrate.flow import Flow
 

@@ -20,6 +20,30 @@ _BATCHING_ATTR = '__plait_dynamic_batching__'
 _registry: dict[str, type['Executor']] = {}
 
 
+def monitor(*, name: Optional[str] = None, documentation: Optional[str] = None) -> Callable[[Callable], Callable]:
+    """Time every call of an Executor method as the metric `jina_<name>` (default
+    `<method>_seconds`) when monitoring is on; a no-op otherwise. `@requests` methods are
+    timed already (`jina_process_request_seconds`)."""
+
+    def decorate(fn: Callable) -> Callable:
+        metric = name or f'{fn.__name__}_seconds'
+        doc = documentation or f'Time spent calling method {fn.__name__}'
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def timed_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+                with self.monitor(metric, doc):
+                    return await fn(self, *args, **kwargs)
+            return timed_async
+
+        @functools.wraps(fn)
+        def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with self.monitor(metric, doc):
+                return fn(self, *args, **kwargs)
+        return timed
+
+    return decorate
+
+
 def requests(func: Optional[Callable] = None, *, on: Union[str, list[str], tuple[str, ...], None] = None,
              request_schema: Optional[type] = None, response_schema: Optional[type] = None):
     """Bind an Executor method to endpoints: bare `@requests` serves every endpoint no other
@@ -82,6 +106,11 @@ class RuntimeArgs:
     replicas: int = 1
     workspace: Optional[str] = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # set when the Flow/Deployment turns them on (monitoring=True, tracing=True, metrics=True)
+    runtime_name: Optional[str] = None  # this replica in metrics and traces, e.g. executor0/rep-1
+    metrics_registry: Any = None     # prometheus_client CollectorRegistry served on port_monitoring
+    tracer_provider: Any = None      # OpenTelemetry TracerProvider exporting over OTLP
+    meter_provider: Any = None       # OpenTelemetry MeterProvider exporting over OTLP
 
 
 def _doc_list_item_type(annotation: Any) -> Optional[type]:
@@ -218,6 +247,55 @@ class Executor:
 
     def close(self) -> None:
         """Called once when the serving process stops; override to release resources."""
+
+    # -- observability (Jina's names; the OpenTelemetry ones import it only when used) -----------
+    def monitor(self, name: Optional[str] = None, documentation: Optional[str] = None) -> Any:
+        """`with self.monitor('metric_name', 'what it measures'):` times the block as the
+        metric `jina_<name>` when monitoring is on; does nothing otherwise."""
+        registry = self.runtime_args.metrics_registry
+        if registry is None or not name:
+            import contextlib
+            return contextlib.nullcontext()
+        metrics = self.__dict__.setdefault('_plait_custom_metrics', {})
+        metric = metrics.get(name)
+        if metric is None:
+            from prometheus_client import Histogram
+
+            runtime_name = self.runtime_args.runtime_name or self.runtime_args.name
+            metric = metrics[name] = Histogram(name, documentation or name, ('runtime_name',), namespace='jina',
+                                               registry=registry).labels(runtime_name)
+        return metric.time()
+
+    @property
+    def tracer_provider(self) -> Any:
+        return self.runtime_args.tracer_provider
+
+    @property
+    def tracer(self) -> Any:
+        """An OpenTelemetry tracer: spans under the request's `tracing_context` join its trace;
+        a no-op tracer when tracing is off."""
+        if '_plait_tracer' not in self.__dict__:
+            provider = self.runtime_args.tracer_provider
+            if provider is not None:
+                self.__dict__['_plait_tracer'] = provider.get_tracer(self.runtime_args.name)
+            else:
+                from opentelemetry import trace
+                self.__dict__['_plait_tracer'] = trace.NoOpTracer()
+        return self.__dict__['_plait_tracer']
+
+    @tracer.setter
+    def tracer(self, value: Any) -> None:
+        self.__dict__['_plait_tracer'] = value
+
+    @property
+    def meter_provider(self) -> Any:
+        return self.runtime_args.meter_provider
+
+    @property
+    def meter(self) -> Any:
+        """An OpenTelemetry meter (`metrics=True`), None otherwise."""
+        provider = self.runtime_args.meter_provider
+        return provider.get_meter(self.runtime_args.name) if provider is not None else None
 
     @functools.cached_property
     def endpoint_specs(self) -> dict[str, EndpointSpec]:

@@ -103,7 +103,7 @@ class Slow(Executor):
 
 @pytest.fixture(scope='module')
 def flow():
-    f = (Flow(protocol='http', quiet=True, max_body_bytes=20000)
+    f = (Flow(protocol='http', quiet=True, max_body_bytes=20000, monitoring=True)
          .add(uses=Main).add(uses=Slow, timeout_send=300))
     f.expose_endpoint('/foo', summary='my endpoint', tags=['fine-tuning'], methods=['PUT'])
     with f:

@@ -78,7 +78,7 @@ def assert_flat(name: str, baseline: int, after: int) -> None:
 
 @pytest.fixture(scope='module')
 def ws_flow() -> Iterator[Flow]:
-    with Flow(protocol='websocket', quiet=True).add(uses=Upper) as f:
+    with Flow(protocol='websocket', quiet=True, monitoring=True).add(uses=Upper) as f:
         yield f
 
 

@@ -6,7 +6,7 @@ import sys
 import plait
 
 EXPECTED = ['AsyncClient', 'Client', 'Deployment', 'Document', 'DocumentArray', 'Executor', 'Flow',
-            '__version__', 'dynamic_batching', 'requests']
+            '__version__', 'dynamic_batching', 'monitor', 'requests']
 
 
 def test_all_is_pinned_and_sorted():

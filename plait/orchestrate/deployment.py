@@ -11,6 +11,7 @@ from plait import jina_options
 from plait.config import to_json
 from plait.errors import BadConfig
 from plait.options import refuse_unknown
+from plait.orchestrate.observe_options import monitoring_ports
 from plait.orchestrate.orchestration import LOCAL_HOST, Orchestration, public_endpoints
 from plait.wire.ports import free_port
 from plait.orchestrate.process import ServiceProcess
@@ -73,7 +74,7 @@ class Deployment(Orchestration):
                  protocol: Union[str, list[str]] = 'grpc', include_gateway: bool = True,
                  timeout_ready: int = 600000, env: Optional[dict[str, str]] = None, quiet: bool = False,
                  restart: bool = True, protocols: Union[str, list[str], None] = None,
-                 ports: Union[int, list[int], None] = None, **options: Any):
+                 ports: Union[int, list[int], None] = None, port_monitoring: Any = None, **options: Any):
         from plait.orchestrate import options as tables
 
         refuse_unknown(f"Deployment(name={options.get('name', 'executor')!r})", options,
@@ -107,6 +108,10 @@ class Deployment(Orchestration):
         self.worker_ports = ([[self.port]] if not self._with_gateway
                              else [[free_port() for _ in range(self.replicas)] for _ in range(self.shards)])
         self._host = self.host
+        # monitoring=True: a Prometheus port per replica, in order, then one for the gateway
+        self._monitoring_ports = (monitoring_ports(port_monitoring, self.replicas * self.shards
+                                                   + int(self._with_gateway), name)
+                                  if self.worker.monitoring else [])
         self._init_orchestration()
 
     # the worker options every replica gets, readable as attributes
@@ -157,9 +162,11 @@ class Deployment(Orchestration):
         """What one replica process is told: this Deployment's worker options, its place and port."""
         uses = uses or self._uses_arg()
         is_yaml = uses.endswith(('.yml', '.yaml'))
+        index = shard_id * self.replicas + replica_id
         return replace(self.worker, uses=uses, uses_with=self.uses_with if is_yaml else self.spec.uses_with,
                        uses_metas=self.uses_metas if is_yaml else self.spec.metas, port=port,
-                       replica_id=replica_id, shard_id=shard_id)
+                       replica_id=replica_id, shard_id=shard_id,
+                       port_monitoring=self._monitoring_ports[index] if self._monitoring_ports else None)
 
     def worker_processes(self) -> list[ServiceProcess]:
         uses = self._uses_arg()
@@ -181,7 +188,8 @@ class Deployment(Orchestration):
 
     def gateway_config(self) -> GatewayConfig:
         """The gateway in front of the replicas (when there is one)."""
-        options = {'grace': self.grace, **self.gateway_options, 'name': 'gateway', 'host': self.host}
+        options = {'grace': self.grace, **self.gateway_options, 'name': 'gateway', 'host': self.host,
+                   'port_monitoring': self._monitoring_ports[-1] if self._monitoring_ports else None}
         return GatewayConfig(protocols=self.protocols, ports=self.ports, deployments=[self.target()], **options)
 
     def _gateway_process(self) -> ServiceProcess:
@@ -208,6 +216,17 @@ class Deployment(Orchestration):
     # -- talking to it -----------------------------------------------------------------------
     def is_deployment_ready(self, timeout: float = 3.0) -> bool:
         return self._ready('deployment', timeout)
+
+    @property
+    def monitoring_ports(self) -> dict[str, int]:
+        """Where each process serves Prometheus metrics (monitoring=True): label -> port."""
+        ports = self.replica_monitoring_ports()
+        if ports and self._with_gateway:
+            ports['gateway'] = self._monitoring_ports[-1]
+        return ports
+
+    def replica_monitoring_ports(self) -> dict[str, int]:
+        return {p.label: port for p, port in zip(self.worker_processes(), self._monitoring_ports)}
 
     @property
     def addresses(self) -> list[str]:

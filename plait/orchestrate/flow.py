@@ -12,6 +12,8 @@ from plait import jina_options
 from plait.errors import BadConfig, UnknownOption
 from plait.options import refuse_unknown
 from plait.orchestrate.deployment import GATEWAY_MODULE, Deployment
+from plait.observability import OPTION_NAMES
+from plait.orchestrate.observe_options import monitoring_ports
 from plait.orchestrate.options import GATEWAY_OPTIONS, add_options, gateway_options
 from plait.orchestrate.orchestration import Orchestration, as_list, public_endpoints
 from plait.orchestrate.process import ServiceProcess
@@ -47,6 +49,9 @@ class Flow(Orchestration):
         self.env = env or {}
         self.restart = restart  # restart processes that die, with backoff
         self.gateway_options = gateway_options(options)
+        if self.gateway_options.get('monitoring'):
+            self.gateway_options['port_monitoring'] = monitoring_ports(
+                self.gateway_options.get('port_monitoring'), 1, 'Flow')[0]
         self._init_args = {'protocol': protocols if protocols is not None else protocol,
                            'port': ports if ports is not None else port, 'host': host, **options}
         self.deployments: dict[str, Deployment] = {}
@@ -72,6 +77,9 @@ class Flow(Orchestration):
         kwargs.setdefault('timeout_ready', self.timeout_ready)
         kwargs.setdefault('quiet', self.quiet)
         kwargs.setdefault('restart', self.restart)
+        for option in OPTION_NAMES:  # monitoring, tracing, metrics: the Flow's unless .add() says
+            if option != 'port_monitoring' and self.gateway_options.get(option) not in (None, False):
+                kwargs.setdefault(option, self.gateway_options[option])
         deployment = Deployment(uses=uses, name=name, needs=needs_list, env=env, **kwargs)
         self.deployments[name] = deployment
         self._add_args.append({'uses': uses, 'name': name, 'needs': needs_list, **given})
@@ -118,6 +126,14 @@ class Flow(Orchestration):
         return bool(self.gateway_options.get('ssl_certfile'))
 
     # -- talking to it -----------------------------------------------------------------------
+    @property
+    def monitoring_ports(self) -> dict[str, int]:
+        """Where each process serves Prometheus metrics (monitoring=True): label -> port."""
+        ports = {'gateway': self.gateway_options['port_monitoring']} if self.gateway_options.get('monitoring') else {}
+        for deployment in self.deployments.values():
+            ports.update(deployment.replica_monitoring_ports())
+        return ports
+
     @property
     def port(self) -> int:
         return self.ports[0]

@@ -53,6 +53,7 @@ class ServiceProcess:
         self._ready_read: Optional[int] = None
         self._pump: Optional[threading.Thread] = None
         self.ready = False
+        self.starts = 0  # a restart is start number 2, 3...: the process reports it in its metrics
 
     @property
     def pid(self) -> Optional[int]:
@@ -61,7 +62,8 @@ class ServiceProcess:
     def start(self) -> None:
         self.ready = False  # a restart is not ready until it says so (watchers may look meanwhile)
         read_fd, write_fd = os.pipe()
-        env = _child_env({**self.extra_env, 'PLAIT_READY_FD': str(write_fd)})
+        self.starts += 1
+        env = _child_env({**self.extra_env, 'PLAIT_READY_FD': str(write_fd), 'PLAIT_RESTARTS': str(self.starts - 1)})
         try:
             server = ForkServer.get(env)
             proc = self._fork(server, env, write_fd) if server is not None else None

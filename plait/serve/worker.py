@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 from plait.config import add_arguments, from_arguments, from_json
 from plait.errors import MalformedRequest
 from plait.logs import get_logger
+from plait.observability import ObservabilityConfig
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2
 from plait.serve.grpc_server import bytes_service, set_serving, start_grpc_server
 from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signal_ready
@@ -41,9 +42,10 @@ DATA_SERVICES = ('jina.JinaSingleDataRequestRPC', 'jina.JinaDataRequestRPC', 'ji
 class ExecutorRunner:
     """Calls the Executor for one data request and turns the outcome into a response."""
 
-    def __init__(self, executor: Any, name: str, allow_concurrent: bool):
+    def __init__(self, executor: Any, name: str, allow_concurrent: bool, observer: Any = None):
         from plait.documents import decode_docs, encode_docs
 
+        self.observer = observer  # plait.observability.observers.WorkerObserver, or None
         self._decode, self._encode = decode_docs, encode_docs
         self.executor = executor
         self.name = name
@@ -55,6 +57,8 @@ class ExecutorRunner:
             from plait.serve.batching import batcher_for
 
             self.batcher = batcher_for(executor, name, self._invoke, 4 if allow_concurrent else 1)
+            if self.batcher is not None and observer is not None:
+                self.batcher.observers.append(observer.batch)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -102,7 +106,10 @@ class ExecutorRunner:
         if self.batcher is not None:
             queue = self.batcher.queue_for(endpoint, key, parameters)
             if queue is not None:
-                self._encode(await queue.submit(docs), response.data)
+                out = await queue.submit(docs)
+                self._encode(out, response.data)
+                if self.observer is not None:
+                    self.observer.documents(key, len(out))
                 return
         result = await self._invoke(key, docs, parameters, docs_matrix if len(docs_matrix) > 1 else None)
         if result is None:
@@ -119,6 +126,8 @@ class ExecutorRunner:
             raise TypeError(f'{type(self.executor).__name__}.{spec.method_name} returned '
                             f'{type(result).__name__}; return a DocList, a dict or None')
         self._encode(out, response.data)
+        if self.observer is not None:
+            self.observer.documents(key, len(out))
 
     def _joined(self, requests: list[DataRequestProto], doc_list_type: type) -> Any:
         """The documents of several predecessors joined by id as the gateway joins them."""
@@ -129,12 +138,16 @@ class ExecutorRunner:
     async def _invoke(self, key: str, docs: Any, parameters: dict[str, Any], docs_matrix: Any = None) -> Any:
         """Call the method serving table key `key`: async ones on the loop, sync ones in a thread."""
         spec = self.executor.endpoint_specs[key]
-        kwargs = spec.call_kwargs(docs=docs, parameters=parameters, docs_matrix=docs_matrix,
-                                  docs_map=None, tracing_context=None)
         method = getattr(self.executor, spec.method_name)
-        if spec.is_async:
-            return await method(**kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: method(**kwargs))
+
+        async def call(tracing_context: Any) -> Any:
+            kwargs = spec.call_kwargs(docs=docs, parameters=parameters, docs_matrix=docs_matrix,
+                                      docs_map=None, tracing_context=tracing_context)
+            if spec.is_async:
+                return await method(**kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: method(**kwargs))
+
+        return await (call(None) if self.observer is None else self.observer.call_method(key, call))
 
 
 
@@ -196,6 +209,7 @@ class WorkerRuntime:
         self.address = f'{config.host}:{config.port}'
         self.lifecycle = Lifecycle(self.logger, self.address)
         self.runner: Optional[ExecutorRunner] = None
+        self.observer: Any = None  # set in run() when monitoring, tracing or metrics is on
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -217,7 +231,9 @@ class WorkerRuntime:
         self._in_flight += 1
         self._idle.clear()
         try:
-            return await self.runner.process(requests, context)
+            if self.observer is None:
+                return await self.runner.process(requests, context)
+            return await self.observer.serve(requests, context, self.runner.process)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -274,7 +290,9 @@ class WorkerRuntime:
 
             batching = merge_options(batching or {}, cfg.uses_dynamic_batching)
         runtime_args = RuntimeArgs(name=cfg.name, replica_id=cfg.replica_id, shard_id=cfg.shard_id,
-                                   replicas=cfg.replicas, shards=cfg.shards, workspace=cfg.workspace)
+                                   replicas=cfg.replicas, shards=cfg.shards, workspace=cfg.workspace,
+                                   runtime_name=cfg.runtime_name,
+                                   **(self.observer.runtime_args() if self.observer is not None else {}))
         extra: dict[str, Any] = {'metas': metas, 'runtime_args': runtime_args}
         if reqs:
             extra['requests'] = reqs
@@ -300,13 +318,20 @@ class WorkerRuntime:
         ]
         server, health = await start_grpc_server(self.config.host, self.config.port, services)
         self.logger.info('starting at %s (building the Executor)', self.address)
+        observability = ObservabilityConfig.of(self.config)
+        if observability.enabled:
+            from plait.observability.observers import WorkerObserver
+
+            self.observer = WorkerObserver(observability, self.config.runtime_name, self.logger)
         try:
             executor = await loop.run_in_executor(None, self._build_executor)
-            self.runner = ExecutorRunner(executor, self.config.name, self.config.allow_concurrent)
+            self.runner = ExecutorRunner(executor, self.config.name, self.config.allow_concurrent, self.observer)
         except Exception:
             self.logger.exception('could not build the Executor (uses=%s)', _short(self.config.uses))
             await server.stop(0)
             return 1
+        if self.observer is not None:
+            self.observer.attach(executor, self.config.host, lambda: self.lifecycle.state is State.READY)
         # 'readiness' too: a lone replica is the whole Deployment, so one call answers it
         await set_serving(health, (*DATA_SERVICES, 'readiness'), True)
         self.lifecycle.move_to(State.READY)
@@ -330,6 +355,8 @@ class WorkerRuntime:
         except Exception:
             self.logger.exception('Executor.close() raised')
         self.runner.close()
+        if self.observer is not None:
+            self.observer.close()
         self.lifecycle.move_to(State.STOPPED)
         return 0
 

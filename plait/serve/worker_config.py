@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 # fields the Deployment fills in per process, not options a user gives
-PER_PROCESS = ('port', 'replica_id', 'shard_id')
+PER_PROCESS = ('port', 'replica_id', 'shard_id', 'port_monitoring')
 
 
 def _help(text: str) -> dict[str, str]:
@@ -38,3 +38,18 @@ class WorkerConfig:
     grace: float = field(default=10.0, metadata=_help('seconds in-flight requests get to finish on SIGTERM'))
     allow_concurrent: bool = field(default=False, metadata=_help(
         'run sync methods of one replica concurrently'))
+    # observability (plait.observability): Jina's option names
+    monitoring: bool = field(default=False, metadata=_help('serve Prometheus metrics on port_monitoring'))
+    port_monitoring: Optional[int] = field(default=None, metadata=_help('port of the Prometheus metrics'))
+    tracing: bool = field(default=False, metadata=_help('export OpenTelemetry spans over OTLP/gRPC'))
+    traces_exporter_host: Optional[str] = field(default=None, metadata=_help('OTLP collector host (localhost)'))
+    traces_exporter_port: Optional[int] = field(default=None, metadata=_help('OTLP collector port (4317)'))
+    metrics: bool = field(default=False, metadata=_help('export OpenTelemetry metrics over OTLP/gRPC'))
+    metrics_exporter_host: Optional[str] = field(default=None, metadata=_help('OTLP collector host (localhost)'))
+    metrics_exporter_port: Optional[int] = field(default=None, metadata=_help('OTLP collector port (4317)'))
+
+    @property
+    def runtime_name(self) -> str:
+        """This replica in logs, metrics and traces: executor0/rep-1 (executor0/shard-0/rep-1)."""
+        shard = f'/shard-{self.shard_id}' if self.shards > 1 else ''
+        return f'{self.name}{shard}/rep-{self.replica_id}'

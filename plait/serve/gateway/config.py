@@ -54,6 +54,15 @@ class GatewayConfig:
     expose_graphql_endpoint: bool = False
     uvicorn_kwargs: dict[str, Any] = field(default_factory=dict)
     max_body_bytes: int = 100 * 1024 * 1024
+    # observability (plait.observability): Jina's option names
+    monitoring: bool = False                # Prometheus metrics on port_monitoring (and HTTP /metrics)
+    port_monitoring: Optional[int] = None
+    tracing: bool = False                   # OpenTelemetry spans over OTLP/gRPC
+    traces_exporter_host: Optional[str] = None
+    traces_exporter_port: Optional[int] = None
+    metrics: bool = False                   # OpenTelemetry metrics over OTLP/gRPC
+    metrics_exporter_host: Optional[str] = None
+    metrics_exporter_port: Optional[int] = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

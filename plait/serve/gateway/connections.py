@@ -176,9 +176,9 @@ class DeploymentConnections:
         return healthy[next(self._any) % len(healthy)]
 
     async def send(self, shard: ShardPool, request_id: str, payload: bytes, timeout: Optional[float],
-                   metadata: tuple) -> RawDataRequest:
-        """Send to one replica of `shard` (on its open stream, else as a unary call), retrying
-        the next replica on transport errors."""
+                   metadata: tuple, stream: bool = True) -> RawDataRequest:
+        """Send to one replica of `shard` (on its open stream unless `stream` is False, else as
+        a unary call carrying `metadata`), retrying the next replica on transport errors."""
         tries = self.retries + 1 if self.retries >= 0 else max(3, len(shard.replicas)) + 1
         last: Optional[grpc.aio.AioRpcError] = None
         order = shard.order()
@@ -188,11 +188,13 @@ class DeploymentConnections:
                     and last.code() == grpc.StatusCode.UNAVAILABLE:
                 await asyncio.sleep(0.05 * attempt)  # every replica failed once: brief backoff
             try:
-                try:
-                    return await replica.mux.send(request_id, payload, timeout)
-                except Busy:  # the same request id is already in flight there
-                    body = await replica.unary(SINGLE_PATH)(payload, timeout=timeout, metadata=metadata)
-                    return RawDataRequest.FromString(body)
+                if stream:
+                    try:
+                        return await replica.mux.send(request_id, payload, timeout)
+                    except Busy:  # the same request id is already in flight there
+                        pass
+                body = await replica.unary(SINGLE_PATH)(payload, timeout=timeout, metadata=metadata)
+                return RawDataRequest.FromString(body)
             except grpc.aio.AioRpcError as e:
                 last = e
                 if e.code() == grpc.StatusCode.UNAVAILABLE:

@@ -25,6 +25,10 @@ class GatewayCore:
         self._was_ready: Optional[bool] = None
         self._seen_ready: set[str] = set()
         self.graph = Graph(config, logger, on_replica_change=self._on_replica_change)
+        self.observer: Any = None  # plait.observability.observers.GatewayObserver when observability is on
+
+    def observe(self, observer: Any) -> None:
+        self.observer = self.graph.observer = observer
 
     def start(self) -> None:
         self.graph.start()
@@ -41,6 +45,11 @@ class GatewayCore:
 
     def not_ready(self) -> list[dict[str, Any]]:
         return self.graph.not_ready()
+
+    def replica_states(self) -> list[tuple[str, int, str, bool]]:
+        """(deployment, replica, address, serving) of every replica, from the live view."""
+        return [(d.name, r.index, r.address, r.state.serving)
+                for d in self.graph.deployments.values() for r in d.replicas]
 
     def _on_replica_change(self, replica: Replica) -> None:
         where = f'{replica.deployment} replica {replica.index} at {replica.address}'
@@ -60,9 +69,12 @@ class GatewayCore:
                 listener(ready)
 
     # -- requests ----------------------------------------------------------------------------
-    async def process(self, request: RawDataRequest) -> RawDataRequest:
-        """Route a request; RoutingFailure carries an error response and its gRPC code."""
-        return await self.graph.process(request)
+    async def process(self, request: RawDataRequest, carrier: Any = None) -> RawDataRequest:
+        """Route a request; RoutingFailure carries an error response and its gRPC code.
+        `carrier` (gRPC context or metadata) may hold the caller's trace context."""
+        if self.observer is None:
+            return await self.graph.process(request)
+        return await self.observer.process(request, carrier, self.graph.process)
 
     async def dry_run(self) -> StatusProto:
         """Send one empty document with endpoint _jina_dry_run_ through the whole graph."""

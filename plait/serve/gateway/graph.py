@@ -57,6 +57,7 @@ class Graph:
         needed = {n for d in config.deployments for n in d.needs}
         self.leaves = [d.name for d in config.deployments if d.name not in needed] or [START]
         self._discovery_lock = asyncio.Lock()
+        self.observer: Any = None  # times and traces each call to a deployment when set
 
     def start(self) -> None:
         for conn in self.deployments.values():
@@ -212,8 +213,9 @@ class Graph:
         metadata = ((ENDPOINT, quote(endpoint, safe='/_-.~')),)  # metadata must be ASCII
         payload = request.SerializeToString()
         shards = conn.shards if target.polling_for(endpoint) == 'ALL' else [conn.pick_any_shard()]
+        send = conn.send if self.observer is None else self.observer.sender(target.name, endpoint, conn.send)
         try:
-            responses = await asyncio.gather(*(conn.send(s, request.header.request_id, payload, timeout, metadata)
+            responses = await asyncio.gather(*(send(s, request.header.request_id, payload, timeout, metadata)
                                                for s in shards))
         except SendError as e:
             failed = RawDataRequest()

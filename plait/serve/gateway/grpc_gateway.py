@@ -43,10 +43,10 @@ class GrpcGateway:
         self.core = core
         self.prefetch = prefetch
 
-    async def _route(self, body: bytes) -> bytes:
+    async def _route(self, body: bytes, carrier: Any = None) -> bytes:
         """The serialized response, errors reported in its header; _Refused for bad input."""
         try:
-            return (await self.core.process(_parse(body))).SerializeToString()
+            return (await self.core.process(_parse(body), carrier)).SerializeToString()
         except ValueError as e:  # malformed bytes, bad target_executor regex
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
         except RoutingFailure as failure:
@@ -56,7 +56,7 @@ class GrpcGateway:
 
     async def process_single_data(self, body: bytes, context: Any) -> bytes:
         try:
-            response = await self.core.process(_parse(body))
+            response = await self.core.process(_parse(body), context)
         except ValueError as e:  # malformed bytes, bad target_executor regex
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except RoutingFailure as failure:
@@ -77,7 +77,8 @@ class GrpcGateway:
         if asked.isdigit() and int(asked) > 0:
             prefetch = min(prefetch, int(asked)) if prefetch else int(asked)
         try:
-            async with contextlib.aclosing(bounded_map(bodies, self._route, prefetch, in_order)) as replies:
+            route = lambda body: self._route(body, metadata)  # noqa: E731  (the caller's trace context)
+            async with contextlib.aclosing(bounded_map(bodies, route, prefetch, in_order)) as replies:
                 async for reply in replies:
                     yield reply
         except _Refused as e:  # malformed input: end the stream with a clear status

@@ -9,13 +9,13 @@ GraphQL when asked; WebSocket adds the streaming routes of `websocket.py`.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from importlib import metadata
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry
 
 from plait.serve.gateway.config import GatewayConfig
 from plait.serve.gateway.core import GatewayCore
@@ -101,20 +101,29 @@ def _add_route_errors(app: Any) -> None:
     app.add_exception_handler(HTTPException, route_error)
 
 
+# FastAPI >= 0.16x records OpenTelemetry spans, metrics and logs of every request by itself;
+# plait's own tracing (tracing=True) covers the gateway, so that per-request work is turned off
+_NO_FASTAPI_TELEMETRY = ({'telemetry': {'tracing': False, 'metrics': False, 'logs': False, 'operation_spans': False}}
+                         if 'telemetry' in inspect.signature(FastAPI.__init__).parameters else {})
+
+
 def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
               logger: logging.Logger | None = None) -> Any:
     from plait.serve.gateway.http_limits import BodyLimitMiddleware
-    from plait.serve.gateway.http_metrics import HttpMetrics, add_metrics_route
 
     logger = logger or logging.getLogger('plait.gateway')
     title = config.title or DEFAULT_TITLE
     description = config.description or DEFAULT_DESCRIPTION
     app = FastAPI(title=title, description=description, version=_version(),
-                  openapi_url=None, docs_url=None, redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None, **_NO_FASTAPI_TELEMETRY)
     json_gateway = JsonGateway(core, logger)
     _add_probe_routes(app, core, config.no_debug_endpoints)
-    registry = CollectorRegistry()
-    add_metrics_route(app, registry)
+    # Prometheus: with monitoring on, /metrics serves the gateway's registry (also on port_monitoring)
+    metrics = getattr(core.observer, 'metrics', None)
+    if metrics is not None:
+        from plait.serve.gateway.http_metrics import add_metrics_route
+
+        add_metrics_route(app, metrics.registry)
     if websocket:
         from plait.serve.gateway.websocket import WebSocketGateway, add_websocket_routes
 
@@ -142,5 +151,12 @@ def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
         app.add_middleware(CORSMiddleware, allow_origins=['*'], allow_credentials=True,
                            allow_methods=['*'], allow_headers=['*'])
         logger.warning('CORS is enabled: any website can call this gateway')
-    app.add_middleware(HttpMetrics, registry=registry)
+    if metrics is not None:
+        from plait.serve.gateway.http_metrics import HttpMetrics
+
+        app.add_middleware(HttpMetrics, registry=metrics.registry)
+    if config.tracing:
+        from plait.observability.observers import tracing_middleware
+
+        app.add_middleware(lambda app: tracing_middleware(app))
     return app

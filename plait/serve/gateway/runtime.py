@@ -12,6 +12,7 @@ import sys
 from typing import Any, Optional
 
 from plait.logs import get_logger
+from plait.observability import ObservabilityConfig
 from plait.serve.gateway.config import DeploymentTarget, GatewayConfig
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.grpc_server import NOT_SERVING, SERVING, start_grpc_server
@@ -27,6 +28,13 @@ class GatewayRuntime:
         address = ', '.join(f'{p}://{config.host}:{port}' for p, port in zip(config.protocols, config.ports))
         self.lifecycle = Lifecycle(self.logger, address)
         self.core = GatewayCore(config, self.logger)
+        self.observer: Any = None
+        observability = ObservabilityConfig.of(config)
+        if observability.enabled:
+            from plait.observability.observers import GatewayObserver
+
+            self.observer = GatewayObserver(observability, config.name, self.logger)
+            self.core.observe(self.observer)
         self._stop = asyncio.Event()
         self._healths: list[Any] = []
         self._graph_ready = asyncio.Event()
@@ -74,6 +82,8 @@ class GatewayRuntime:
         self.core.on_readiness(self._on_readiness)
         self.core.start()
         servers = await self._start_servers()
+        if self.observer is not None:
+            self.observer.serve_metrics(self.config.host, self.core.replica_states)
         watch_parent = asyncio.ensure_future(exit_when_parent_dies(self._stop))
         # Locally, tell the parent only once every replica is SERVING and endpoints are known,
         # so that `with Flow()` returns with the Flow ready.
@@ -93,6 +103,8 @@ class GatewayRuntime:
             await health.enter_graceful_shutdown()
         await asyncio.gather(*(self._stop_server(kind, s) for kind, s in servers), return_exceptions=True)
         await self.core.close()
+        if self.observer is not None:
+            self.observer.close()
         self.lifecycle.move_to(State.STOPPED)
         return 0
 
