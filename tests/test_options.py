@@ -26,19 +26,25 @@ from plait.serve.worker_config import PER_PROCESS, WorkerConfig
 # the Jina options plait honours, per call: a change here is a change of the compatible surface
 HONOURED = {
     'FLOW': ['compression', 'cors', 'description', 'env', 'expose_endpoints', 'expose_graphql_endpoint', 'host',
-             'name', 'no_crud_endpoints', 'no_debug_endpoints', 'port', 'prefetch', 'protocol', 'quiet',
-             'retries', 'ssl_certfile', 'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title',
-             'uvicorn_kwargs'],
-    'ADD': ['allow_concurrent', 'env', 'host', 'name', 'needs', 'polling', 'port', 'quiet', 'replicas', 'shards',
-            'timeout_ready', 'timeout_send', 'uses', 'uses_dynamic_batching', 'uses_metas', 'uses_requests',
-            'uses_with', 'when', 'workspace'],
+             'metrics', 'metrics_exporter_host', 'metrics_exporter_port', 'monitoring', 'name',
+             'no_crud_endpoints', 'no_debug_endpoints', 'port', 'port_monitoring', 'prefetch', 'protocol',
+             'quiet', 'retries', 'ssl_certfile', 'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title',
+             'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uvicorn_kwargs'],
+    'ADD': ['allow_concurrent', 'env', 'host', 'metrics', 'metrics_exporter_host', 'metrics_exporter_port',
+            'monitoring', 'name', 'needs', 'polling', 'port', 'port_monitoring', 'quiet', 'replicas', 'shards',
+            'timeout_ready', 'timeout_send', 'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses',
+            'uses_dynamic_batching', 'uses_metas', 'uses_requests', 'uses_with', 'when', 'workspace'],
     'DEPLOYMENT': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'host', 'include_gateway',
-                   'name', 'needs', 'polling', 'port', 'protocol', 'quiet', 'replicas', 'retries', 'shards', 'ssl_certfile',
-                   'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title', 'uses', 'uses_dynamic_batching',
+                   'metrics', 'metrics_exporter_host', 'metrics_exporter_port', 'monitoring', 'name', 'needs',
+                   'polling', 'port', 'port_monitoring', 'protocol', 'quiet', 'replicas', 'retries', 'shards',
+                   'ssl_certfile', 'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title',
+                   'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses', 'uses_dynamic_batching',
                    'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
-    'EXECUTOR_SERVE': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'host', 'name', 'polling',
-                       'port', 'protocol', 'quiet', 'replicas', 'retries', 'shards', 'ssl_certfile', 'ssl_keyfile',
-                       'stop_event', 'timeout_ready', 'timeout_send', 'title', 'uses_dynamic_batching',
+    'EXECUTOR_SERVE': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'host', 'metrics',
+                       'metrics_exporter_host', 'metrics_exporter_port', 'monitoring', 'name', 'polling',
+                       'port', 'port_monitoring', 'protocol', 'quiet', 'replicas', 'retries', 'shards',
+                       'ssl_certfile', 'ssl_keyfile', 'stop_event', 'timeout_ready', 'timeout_send', 'title',
+                       'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses_dynamic_batching',
                        'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
     'CLIENT': ['asyncio', 'host', 'port', 'prefetch', 'protocol', 'tls'],
     'POST': ['continue_on_error', 'inputs', 'on', 'on_always', 'on_done', 'on_error', 'parameters', 'prefetch',
@@ -178,7 +184,8 @@ def test_options_are_derived_from_the_configs() -> None:
     gateway = {f.name for f in fields(GatewayConfig)} - set(tables.GATEWAY_GRAPH)
     assert worker <= tables.deployment_options() and worker <= tables.add_options()
     assert gateway <= tables.deployment_options() and gateway <= tables.flow_options()
-    assert not gateway - worker - tables.TARGET_OPTIONS & tables.add_options()
+    # port_monitoring is per process: the gateway's port in Flow(), its replicas' ports in .add()
+    assert not (gateway - worker - tables.TARGET_OPTIONS - {'port_monitoring'}) & tables.add_options()
 
 
 def test_worker_config_crosses_into_the_process_as_json(tmp_path: Path) -> None:
