@@ -218,6 +218,7 @@ class _Gen(Executor):
     ({'/go': {'preferred_batch_size': 0}}, 'preferred_batch_size must be an integer >= 1, got 0'),
     ({'/go': {'preferred_batch_size': 2.5}}, 'preferred_batch_size must be an integer >= 1'),
     ({'/go': {'timeout': -1}}, 'timeout must be a number of milliseconds >= 0, got -1'),
+    ({'/go': {'timeout': float('inf')}}, 'timeout must be a number of milliseconds >= 0, got inf'),
     ({'/go': {'flush_all': 'yes'}}, 'flush_all must be true or false'),
     ({'/go': {'preferred_size': 4}}, "unknown dynamic batching option(s) ['preferred_size']"),
     ({'/go': {'use_custom_metric': True}}, 'use_custom_metric needs custom_metric'),

@@ -18,6 +18,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator, Optional
@@ -59,7 +60,7 @@ class BatchConfig:
         size, timeout = values['preferred_batch_size'], values['timeout']
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise BadConfig(f'{where}: preferred_batch_size must be an integer >= 1, got {size!r}')
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < math.inf:
             raise BadConfig(f'{where}: timeout must be a number of milliseconds >= 0, got {timeout!r}')
         metric = values['custom_metric']
         if values['use_custom_metric']:
