@@ -1,10 +1,14 @@
 """The raw-grpcio floor every plait figure is set beside: a bare `grpc.aio` echo server in its
-own process (bytes in, the same bytes out; the standard health service beside it) and bare
-`grpc.aio` clients. It imports grpc only, never plait, so its start-up time and memory are
-what any gRPC service in Python pays.
+own process (bytes in, the same bytes out; the standard health service beside it), a bare
+`grpc.aio` relay process that passes each call on to one or more echo servers in turn (the
+floor of a gateway: two hops, or more for a chain), and bare `grpc.aio` clients. It imports
+grpc only, never plait, so its start-up time and memory are what any gRPC service in Python
+pays. Both servers answer the echo under plait's and Jina's unary data path too, so one
+neutral client can call a floor, a plait gateway and a Jina gateway alike.
 
-    python benchmarks/floor.py serve --port P   # prints 'listening' once it accepts calls
-    python benchmarks/floor.py probe --port P   # one Health/Check in a fresh interpreter
+    python benchmarks/floor.py serve --port P                       # prints 'listening' once it accepts calls
+    python benchmarks/floor.py relay --port P --upstream HOST:PORT  # ... --upstream HOST:PORT for a chain
+    python benchmarks/floor.py probe --port P                       # one Health/Check in a fresh interpreter
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ SERVICE = 'floor.Echo'
 UNARY = f'/{SERVICE}/echo'
 STREAM = f'/{SERVICE}/echo_stream'
 HEALTH_CHECK = '/grpc.health.v1.Health/Check'
+SINGLE_DATA = '/jina.JinaSingleDataRequestRPC/process_single_data'  # plait's and Jina's unary data call
 LOCAL = '127.0.0.1'
+# no message size limit (large-message figures), as plait's and Jina's own servers and channels
+OPTIONS = [('grpc.max_send_message_length', -1), ('grpc.max_receive_message_length', -1)]
 
 
 # -- the server (its own process) -------------------------------------------------------------
@@ -43,13 +50,29 @@ async def _exit_when_parent_dies(parent: int) -> None:
     os._exit(0)
 
 
-async def serve(port: int) -> None:
+def _relay(upstreams: list[str]) -> Any:
+    """A unary handler passing the bytes to each upstream echo in turn, one channel each."""
+    calls: list[Any] = []
+
+    async def relay(request: bytes, context: Any) -> bytes:
+        if not calls:  # channels are made inside the server's event loop
+            calls.extend(grpc.aio.insecure_channel(u, options=OPTIONS).unary_unary(UNARY) for u in upstreams)
+        for call in calls:
+            request = await call(request)
+        return request
+
+    return relay
+
+
+async def serve(port: int, upstreams: list[str] | None = None) -> None:
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-    server = grpc.aio.server()
-    handlers = {'echo': grpc.unary_unary_rpc_method_handler(_echo),
-                'echo_stream': grpc.stream_stream_rpc_method_handler(_echo_stream)}
+    server = grpc.aio.server(options=OPTIONS)
+    unary = grpc.unary_unary_rpc_method_handler(_relay(upstreams) if upstreams else _echo)
+    handlers = {'echo': unary, 'echo_stream': grpc.stream_stream_rpc_method_handler(_echo_stream)}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    single_service, single_method = SINGLE_DATA[1:].split('/')
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(single_service, {single_method: unary}),))
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     await servicer.set('', health_pb2.HealthCheckResponse.SERVING)
@@ -74,11 +97,13 @@ def probe(port: int) -> int:
 
 
 class FloorServer:
-    """The floor server as a child process; `startup_s` is Popen to 'listening'."""
+    """The floor server as a child process; `startup_s` is Popen to 'listening'. With
+    `upstreams` it is a relay in front of those echo servers."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, upstreams: tuple[str, ...] = ()):
         self.port = port
         self.address = f'{LOCAL}:{port}'
+        self.upstreams = upstreams
         self.proc: subprocess.Popen | None = None
         self.startup_s = float('nan')
 
@@ -90,8 +115,10 @@ class FloorServer:
         from common import python_env
 
         start = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, __file__, 'serve', '--port', str(self.port)],
-                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=python_env())
+        command = [sys.executable, __file__, 'relay' if self.upstreams else 'serve', '--port', str(self.port)]
+        for upstream in self.upstreams:
+            command += ['--upstream', upstream]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=python_env())
         try:
             assert self.proc.stdout is not None
             line = self.proc.stdout.readline()  # bounded: the child exits (EOF) if it cannot listen
@@ -111,7 +138,7 @@ class FloorServer:
 
 # -- bare grpc.aio clients ---------------------------------------------------------------------
 def _channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address)
+    return grpc.aio.insecure_channel(address, options=OPTIONS)
 
 
 async def latency(address: str, payload: bytes, count: int, warmup: int, path: str = UNARY) -> list[float]:
@@ -231,13 +258,16 @@ async def _quiet(call: Any) -> Any:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('mode', choices=('serve', 'probe'))
+    parser.add_argument('mode', choices=('serve', 'relay', 'probe'))
     parser.add_argument('--port', type=int, required=True)
+    parser.add_argument('--upstream', action='append', default=[], help='relay: an echo server, in call order')
     args = parser.parse_args()
     if args.mode == 'probe':
         return probe(args.port)
+    if args.mode == 'relay' and not args.upstream:
+        parser.error('relay needs at least one --upstream')
     try:
-        asyncio.run(serve(args.port))
+        asyncio.run(serve(args.port, args.upstream if args.mode == 'relay' else None))
     except KeyboardInterrupt:
         pass
     return 0

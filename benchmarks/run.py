@@ -30,6 +30,7 @@ SECTIONS = {
     'http': ('http_bench', 'D. HTTP / WebSocket'),
     'breakdown': ('breakdown_bench', 'E. where the time goes'),
     'batching': ('batching_bench', 'F. dynamic batching'),
+    'hotpath': ('hotpath_bench', 'G. gateway hot path'),
 }
 
 
