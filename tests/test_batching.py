@@ -16,13 +16,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from batching_executors import Batched, Plain
 from flow_helpers import script_env, wait_until
+from prometheus_client.parser import text_string_to_metric_families
 
 from plait import AsyncClient, Client, Deployment, Document, DocumentArray, Executor, Flow, dynamic_batching, requests
 from plait.errors import BadConfig, ExecutorError
+from plait.wire.ports import free_port
 
 NAME = 'batcher'
 
@@ -289,3 +292,16 @@ def test_exported_containers_keep_the_batching_of_the_executor_yaml(tmp_path: Pa
     command = yaml.safe_load((tmp_path / 'out' / 'docker-compose.yml').read_text())['services']['exported']['command']
     given = json.loads(command[command.index('--uses-dynamic-batching') + 1])
     assert given == {'/go': {'preferred_batch_size': 3, 'timeout': 50}}
+
+
+def test_batch_sizes_and_queueing_times_are_prometheus_metrics() -> None:
+    port = free_port()
+    with Deployment(uses=Batched, name=NAME, monitoring=True, port_monitoring=port, quiet=True) as dep:
+        post_all(dep.port, '/size', [f'm{i}' for i in range(8)])
+        text = httpx.get(f'http://127.0.0.1:{port}/metrics', timeout=10, trust_env=False).text
+    samples = {(s.name, s.labels.get('executor_endpoint')): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name.startswith('plait_batch')}
+    assert samples[('plait_batch_size_count', '/size')] == 1  # one call...
+    assert samples[('plait_batch_size_sum', '/size')] == 8    # ...of 8 documents
+    assert samples[('plait_batch_queue_seconds_count', '/size')] == 8  # each request's wait
