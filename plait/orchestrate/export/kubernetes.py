@@ -14,8 +14,8 @@ from typing import Any, Optional
 from plait.orchestrate.export.dockerfile import installed_notes, write_build_context
 from plait.orchestrate.export.render import yaml_text
 from plait.orchestrate.export.sources import APP_DIR
-from plait.orchestrate.export.topology import (PRESTOP_SECONDS, Health, Service, Topology, build_topology,
-                                              dns_label)
+from plait.orchestrate.export.topology import (MONITORING_PORT, PRESTOP_SECONDS, Health, Port, Service, Topology,
+                                              build_topology, dns_label)
 
 # Requests only (no limits, which would throttle or OOM-kill): an idle plait process holds ~70 MB;
 # raise the executors' memory to what your models need.
@@ -67,6 +67,38 @@ def _probes(service: Service) -> dict[str, Any]:
     }
 
 
+def _all_ports(service: Service) -> list[Port]:
+    """The service's ports, and `monitoring` (Prometheus metrics) when monitoring is on."""
+    monitoring = [Port('monitoring', service.monitoring_port)] if service.monitoring_port else []
+    return list(service.ports) + monitoring
+
+
+def _pod_annotations(service: Service) -> dict[str, str]:
+    """linkerd, and with monitoring the annotations a standard Prometheus scrape config reads."""
+    annotations = dict(POD_ANNOTATIONS)
+    if service.monitoring_port:
+        annotations.update({'prometheus.io/scrape': 'true', 'prometheus.io/port': str(service.monitoring_port),
+                            'prometheus.io/path': '/metrics'})
+    return annotations
+
+
+def pod_monitor(topology: Topology, namespace: Optional[str]) -> Optional[dict[str, Any]]:
+    """A Prometheus Operator PodMonitor scraping the `monitoring` port of every monitored pod."""
+    if not any(s.monitoring_port for s in topology.services):
+        return None
+    monitor: dict[str, Any] = {
+        'apiVersion': 'monitoring.coreos.com/v1', 'kind': 'PodMonitor',
+        'metadata': _metadata(f'{topology.flow_name}-metrics', namespace,
+                              {'app.kubernetes.io/part-of': topology.flow_name}),
+        'spec': {'selector': {'matchLabels': {'app.kubernetes.io/part-of': topology.flow_name,
+                                              'app.kubernetes.io/managed-by': 'plait'}},
+                 'podMetricsEndpoints': [{'port': 'monitoring', 'path': '/metrics'}]},
+    }
+    if namespace:
+        monitor['spec']['namespaceSelector'] = {'matchNames': [namespace]}
+    return monitor
+
+
 def deployment_manifest(topology: Topology, service: Service, namespace: Optional[str]) -> dict[str, Any]:
     labels = _labels(topology, service)
     container: dict[str, Any] = {
@@ -75,7 +107,7 @@ def deployment_manifest(topology: Topology, service: Service, namespace: Optiona
         'imagePullPolicy': 'IfNotPresent',
         'command': ['plait'],
         'args': list(service.args),
-        'ports': [{'name': p.name, 'containerPort': p.number, 'protocol': 'TCP'} for p in service.ports],
+        'ports': [{'name': p.name, 'containerPort': p.number, 'protocol': 'TCP'} for p in _all_ports(service)],
     }
     if service.env:
         container['env'] = [{'name': k, 'value': v} for k, v in sorted(service.env.items())]
@@ -92,7 +124,7 @@ def deployment_manifest(topology: Topology, service: Service, namespace: Optiona
             'selector': {'matchLabels': {'app': service.name}},
             'strategy': {'type': 'RollingUpdate', 'rollingUpdate': {'maxSurge': 1, 'maxUnavailable': 0}},
             'template': {
-                'metadata': {'labels': labels, 'annotations': dict(POD_ANNOTATIONS)},
+                'metadata': {'labels': labels, 'annotations': _pod_annotations(service)},
                 'spec': {'terminationGracePeriodSeconds': service.termination_seconds,
                          'containers': [container]},
             },
@@ -109,7 +141,7 @@ def service_manifest(topology: Topology, service: Service, namespace: Optional[s
             'type': 'ClusterIP',
             'selector': {'app': service.name},
             'ports': [{'name': p.name, 'port': p.number, 'targetPort': p.number, 'protocol': 'TCP'}
-                      for p in service.ports],
+                      for p in _all_ports(service)],
         },
     }
 
@@ -167,6 +199,13 @@ executors' `resources.requests.memory` to what your models need.
 Each executor shard is a Deployment with `replicas` pods behind one Service. Kubernetes
 Services balance connections, not gRPC requests: install a service mesh such as linkerd (the
 pods carry `linkerd.io/inject: enabled`) to spread the gateway's calls over every replica.
+{monitoring}'''
+
+_MONITORING = '''
+Monitoring: every pod serves Prometheus metrics on its `monitoring` port ({port}), announced by
+the `prometheus.io/scrape`, `prometheus.io/port` and `prometheus.io/path` annotations that a
+standard Prometheus scrape configuration reads. With the Prometheus Operator, apply
+`monitoring/pod-monitor.yml` (a PodMonitor selecting these pods) as well.
 '''
 
 
@@ -182,7 +221,8 @@ def _readme(topology: Topology, files: list[str], k8s_namespace: Optional[str]) 
         namespace_step=(f'Create the namespace: `kubectl create namespace {k8s_namespace}`. '
                         if k8s_namespace else ''),
         apply=' '.join(f'-f {folder}/' for folder in folders), ns_flag=ns_flag,
-        port=topology.gateway.ports[0].number)
+        port=topology.gateway.ports[0].number,
+        monitoring=_MONITORING.format(port=MONITORING_PORT) if pod_monitor(topology, None) else '')
 
 
 def export_kubernetes(flow: Any, output_base_path: str, k8s_namespace: Optional[str] = None,
@@ -202,6 +242,14 @@ def export_kubernetes(flow: Any, output_base_path: str, k8s_namespace: Optional[
         what = 'the gateway' if name == 'gateway' else f'executor service {name}'
         with open(path, 'w', encoding='utf-8') as f:
             f.write(_HEADER.format(what=what, image=topology.image) + yaml_text(documents))
+        written.append(path)
+    monitor = pod_monitor(topology, k8s_namespace)
+    if monitor is not None:  # a custom resource: applied only where the Prometheus Operator runs
+        path = os.path.join(output_base_path, 'monitoring', 'pod-monitor.yml')
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write('# Written by `plait export kubernetes`: a PodMonitor for the Prometheus Operator.\n'
+                    + yaml_text([monitor]))
         written.append(path)
     written += write_build_context(output_base_path, topology)
     readme = os.path.join(output_base_path, 'README.md')

@@ -18,6 +18,7 @@ Mode = Literal['kubernetes', 'compose']
 EXECUTOR_PORT = 8080           # every executor container listens here (each has its own address)
 FIRST_GATEWAY_PORT = 8080      # gateway ports when the Flow gave none: 8080, 8081, ... per protocol
 DEFAULT_IMAGE = 'plait-flow:latest'
+MONITORING_PORT = 9090         # where every container serves Prometheus metrics (monitoring=True), as in Jina
 PRESTOP_SECONDS = 2            # time for a terminating pod to leave its Service before SIGTERM
 FOREVER_STARTUP_SECONDS = 3600  # how long "timeout_ready=-1" lets a container start in an export
 # gateway options the `plait gateway` command has a flag for; the others travel in --config-json
@@ -71,6 +72,7 @@ class Service:
     grace: float                   # seconds the process drains in-flight requests on SIGTERM
     startup_seconds: float         # how long it may take to become ready (timeout_ready)
     needs: list[str] = field(default_factory=list)  # services that must be healthy first
+    monitoring_port: Optional[int] = None  # Prometheus metrics (monitoring=True)
 
     @property
     def termination_seconds(self) -> int:
@@ -121,7 +123,8 @@ def _executor_args(deployment: Any, uses: ExportedUses, shard: int, replica: int
     """`plait executor` flags for one replica: the Deployment's worker config, as a container runs it."""
     config = replace(deployment.worker_config(shard, replica, EXECUTOR_PORT, uses.uses), host='0.0.0.0',
                      uses_with=uses.uses_with, uses_metas=uses.metas, uses_requests=uses.requests,
-                     uses_dynamic_batching=uses.dynamic_batching)
+                     uses_dynamic_batching=uses.dynamic_batching,
+                     port_monitoring=MONITORING_PORT if deployment.worker.monitoring else None)
     _json(asdict(config), f'{deployment.name}: uses_with, uses_metas, uses_requests and uses_dynamic_batching')
     return ['executor', *to_arguments(config, always=_EXECUTOR_ALWAYS)]
 
@@ -142,7 +145,8 @@ def _executor_services(deployment: Any, base: str, mode: Mode) -> list[list[Serv
                 ports=[Port('grpc', EXECUTOR_PORT)],
                 health=Health('grpc', EXECUTOR_PORT, live='', ready='', ping_kind='executor'),
                 env=dict(deployment.env), replicas=deployment.replicas if mode == 'kubernetes' else 1,
-                grace=float(deployment.grace), startup_seconds=_startup_seconds(deployment.timeout_ready)))
+                grace=float(deployment.grace), startup_seconds=_startup_seconds(deployment.timeout_ready),
+                monitoring_port=MONITORING_PORT if deployment.worker.monitoring else None))
         shards.append(row)
     return shards
 
@@ -167,7 +171,7 @@ def _gateway_health(ports: list[Port], config: Any) -> Health:
 
 
 def _gateway_args(flow: Any, ports: list[Port], targets: list[dict[str, Any]]) -> list[str]:
-    config = flow.gateway_config()
+    config = _exported_gateway_config(flow)
     args = ['gateway', '--name', 'gateway', '--host', '0.0.0.0',
             '--protocol', *[p.name for p in ports], '--port', *[str(p.number) for p in ports],
             '--deployments', _json(targets, 'the gateway graph')]
@@ -184,6 +188,12 @@ def _gateway_args(flow: Any, ports: list[Port], targets: list[dict[str, Any]]) -
     if extra:
         args += ['--config-json', _json(extra, 'gateway options')]
     return args
+
+
+def _exported_gateway_config(flow: Any) -> Any:
+    """The Flow's gateway config as its container runs it (metrics on MONITORING_PORT)."""
+    config = flow.gateway_config()
+    return replace(config, port_monitoring=MONITORING_PORT) if config.monitoring else config
 
 
 def _target(deployment: Any, addresses: list[list[str]]) -> dict[str, Any]:
@@ -225,7 +235,7 @@ def build_topology(flow: Any, mode: Mode, address: Callable[[str, int], str],
         name='gateway', role='gateway', deployment='gateway', args=_gateway_args(flow, ports, targets),
         ports=ports, health=_gateway_health(ports, config), env={k: str(v) for k, v in flow.env.items()},
         replicas=1, grace=float(config.grace), startup_seconds=_startup_seconds(flow.timeout_ready),
-        needs=[s.name for s in services]))
+        needs=[s.name for s in services], monitoring_port=MONITORING_PORT if config.monitoring else None))
     sources, installed = collect_sources(flow)
     name = dns_label(str(flow._init_args.get('name') or 'plait-flow'))
     return Topology(flow_name=name, image=image or DEFAULT_IMAGE, services=services, sources=sources,
