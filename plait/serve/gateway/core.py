@@ -6,11 +6,15 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional
 
+from google.protobuf.message import DecodeError
+
+from plait.errors import MalformedRequest
 from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import GatewayConfig
 from plait.serve.gateway.connections import Replica
 from plait.serve.gateway.graph import Graph, RoutingFailure
+from plait.serve.gateway.outcome import Outcome, executor_outcome
 from plait.wire.constants import DRY_RUN_ENDPOINT
 from plait.wire.join import DataContentProto
 
@@ -69,12 +73,25 @@ class GatewayCore:
                 listener(ready)
 
     # -- requests ----------------------------------------------------------------------------
-    async def process(self, request: RawDataRequest, carrier: Any = None) -> RawDataRequest:
-        """Route a request; RoutingFailure carries an error response and its gRPC code.
+    async def process(self, request: RawDataRequest, carrier: Any = None) -> Outcome:
+        """Route a request: the answer and, when it failed, what kind of failure (see outcome).
         `carrier` (gRPC context or metadata) may hold the caller's trace context."""
-        if self.observer is None:
-            return await self.graph.process(request)
-        return await self.observer.process(request, carrier, self.graph.process)
+        try:
+            if self.observer is None:
+                return executor_outcome(await self.graph.process(request))
+            return executor_outcome(await self.observer.process(request, carrier, self.graph.process))
+        except RoutingFailure as failure:
+            return Outcome(failure.response, failure.kind)
+        except MalformedRequest as e:  # a target_executor that is no regular expression
+            return Outcome.refused(e, request.header.request_id)
+
+    async def process_bytes(self, body: bytes, carrier: Any = None) -> Outcome:
+        """`process` of a serialized DataRequestProto; MALFORMED when it cannot be read."""
+        try:
+            request = RawDataRequest.FromString(body)
+        except DecodeError as e:
+            return Outcome.refused(MalformedRequest(f'malformed DataRequestProto: {e}'))
+        return await self.process(request, carrier)
 
     async def dry_run(self) -> StatusProto:
         """Send one empty document with endpoint _jina_dry_run_ through the whole graph."""
@@ -84,13 +101,8 @@ class GatewayCore:
         doc = content.docs.docs.add()
         doc.data['id'].text = 'dry-run'
         request.data = content.SerializeToString()
-        try:
-            response = await self.process(request)
-        except RoutingFailure as failure:
-            return failure.response.header.status
-        if response.header.status.code == StatusProto.ERROR:
-            return response.header.status
-        return StatusProto()
+        outcome = await self.process(request)
+        return outcome.response.header.status if outcome.failure else StatusProto()
 
     async def discover(self) -> None:
         await self.graph.discover()

@@ -11,14 +11,13 @@ import traceback
 from urllib.parse import quote
 from typing import Any, Optional
 
-import grpc
-
 from plait.errors import InternalNetworkError, MalformedRequest, PlaitError
 from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
 from plait.serve.gateway.connections import DeploymentConnections, Replica, SendError
 from plait.serve.gateway.filtering import compile_condition, filter_data
+from plait.serve.gateway.outcome import Failure, failure_of_code
 from plait.wire.channel import compression_of
 from plait.wire.constants import DRY_RUN_ENDPOINT, ENDPOINT
 from plait.wire.join import merge_data
@@ -29,12 +28,12 @@ ERROR = jina_common_pb2.StatusProto.ERROR
 
 class RoutingFailure(PlaitError):
     """A request failed inside the graph; `response` carries the StatusProto for the client,
-    `code` the gRPC code behind it (for HTTP status mapping)."""
+    `kind` what failed (GatewayCore turns it into an Outcome)."""
 
-    def __init__(self, response: RawDataRequest, code: grpc.StatusCode):
+    def __init__(self, response: RawDataRequest, kind: Failure):
         super().__init__(response.header.status.description)
         self.response = response
-        self.code = code
+        self.kind = kind
 
 
 class Graph:
@@ -109,7 +108,8 @@ class Graph:
     # -- routing -----------------------------------------------------------------------------
     async def process(self, request: RawDataRequest) -> RawDataRequest:
         """Route `request` through the graph; raises RoutingFailure for errors the gateway
-        itself detects (unreachable deployment, timeout, unknown endpoint)."""
+        itself detects (unreachable deployment, timeout, unknown endpoint) and
+        MalformedRequest for a target_executor that is no regular expression."""
         header = request.header
         if not header.request_id:
             header.request_id = new_request_id()
@@ -156,7 +156,7 @@ class Graph:
         message = (f'endpoint {shown!r} is not served by any executor of this Flow; served endpoints: '
                    f'{[e for e in self.all_endpoints() if e != DRY_RUN_ENDPOINT]}')
         request.header.status.CopyFrom(error_status(message, name='BadRequest'))
-        raise RoutingFailure(request, grpc.StatusCode.NOT_FOUND)
+        raise RoutingFailure(request, Failure.UNKNOWN_ENDPOINT)
 
     async def _run_node(self, target: DeploymentTarget, endpoint: str, target_re: Optional[re.Pattern],
                         outputs: dict[str, asyncio.Future]) -> None:
@@ -226,5 +226,5 @@ class Graph:
                 stacks = traceback.format_exception(network_error)
             failed.header.status.CopyFrom(error_status(e.describe(), stacks=stacks))
             self.logger.warning('%s', e.describe())
-            raise RoutingFailure(failed, e.code) from None
+            raise RoutingFailure(failed, failure_of_code(e.code)) from None
         return responses[0] if len(responses) == 1 else self._join(responses)

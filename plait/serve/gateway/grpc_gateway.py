@@ -9,33 +9,22 @@ from typing import Any, AsyncIterator
 
 import grpc
 from google.protobuf import empty_pb2
-from google.protobuf.message import DecodeError
 
 from plait.errors import PlaitError
 from plait.proto import jina_common_pb2
-from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.core import GatewayCore
-from plait.serve.gateway.graph import RoutingFailure
+from plait.serve.gateway.outcome import GRPC_ABORT_STREAM, GRPC_ABORT_UNARY
 from plait.serve.grpc_server import bytes_service
 from plait.streams import bounded_map
 from plait.wire.constants import IS_ERROR, PREFETCH, RESULTS_IN_ORDER
 
-# an executor refused the request itself (malformed documents, too large): a gRPC status for
-# the caller, not an error response that would carry the offending bytes back
-_REFUSED = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
+class _Abort(PlaitError):
+    """Ends a Call stream with `code` (a request that cannot be served: see outcome.py)."""
 
-class _Refused(PlaitError):
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(message)
         self.code = code
-
-
-def _parse(body: bytes) -> RawDataRequest:
-    try:
-        return RawDataRequest.FromString(body)
-    except DecodeError as e:
-        raise ValueError(f'malformed DataRequestProto: {e}') from None
 
 
 class GrpcGateway:
@@ -43,31 +32,22 @@ class GrpcGateway:
         self.core = core
         self.prefetch = prefetch
 
-    async def _route(self, body: bytes, carrier: Any = None) -> bytes:
-        """The serialized response, errors reported in its header; _Refused for bad input."""
-        try:
-            return (await self.core.process(_parse(body), carrier)).SerializeToString()
-        except ValueError as e:  # malformed bytes, bad target_executor regex
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
-        except RoutingFailure as failure:
-            if failure.code in _REFUSED:
-                raise _Refused(failure.code, failure.response.header.status.description) from None
-            return failure.response.SerializeToString()
-
     async def process_single_data(self, body: bytes, context: Any) -> bytes:
-        try:
-            response = await self.core.process(_parse(body), context)
-        except ValueError as e:  # malformed bytes, bad target_executor regex
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        except RoutingFailure as failure:
-            # no executor serves the endpoint, or one refused the request itself
-            if failure.code == grpc.StatusCode.NOT_FOUND or failure.code in _REFUSED:
-                await context.abort(failure.code, failure.response.header.status.description)
+        outcome = await self.core.process_bytes(body, context)
+        abort = GRPC_ABORT_UNARY.get(outcome.failure)
+        if abort is not None:
+            await context.abort(abort, outcome.description)
+        if outcome.failure is not None:
             context.set_trailing_metadata(IS_ERROR)
-            return failure.response.SerializeToString()
-        if response.header.status.code == jina_common_pb2.StatusProto.ERROR:
-            context.set_trailing_metadata(IS_ERROR)
-        return response.SerializeToString()
+        return outcome.response.SerializeToString()
+
+    async def _route(self, body: bytes, carrier: Any = None) -> bytes:
+        """One request of a Call stream: its answer, or _Abort to end the stream."""
+        outcome = await self.core.process_bytes(body, carrier)
+        abort = GRPC_ABORT_STREAM.get(outcome.failure)
+        if abort is not None:
+            raise _Abort(abort, outcome.description)
+        return outcome.response.SerializeToString()
 
     async def call(self, bodies: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
         metadata = dict(context.invocation_metadata() or ())
@@ -81,7 +61,7 @@ class GrpcGateway:
             async with contextlib.aclosing(bounded_map(bodies, route, prefetch, in_order)) as replies:
                 async for reply in replies:
                     yield reply
-        except _Refused as e:  # malformed input: end the stream with a clear status
+        except _Abort as e:  # malformed or refused input: end the stream with a clear status
             await context.abort(e.code, str(e))
 
     async def endpoint_discovery(self, request: empty_pb2.Empty, context: Any) -> jina_common_pb2.EndpointsProto:

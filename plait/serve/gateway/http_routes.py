@@ -4,17 +4,11 @@ an HTTP status.
 Every answer of these routes has the same envelope, `{"header", "parameters", "routes",
 "data"}`. On failure `header.status` is the StatusProto written whole (`{"code": 1,
 "description", "exception": {"name", "args", "stacks", "executor"}}`) and the HTTP status says
-what kind of failure it is:
-
-==============================================  ======
-a deployment is down (UNAVAILABLE)               503
-an executor did not answer in timeout_send       504
-no executor serves the endpoint                  404 (the description lists the served ones)
-malformed body (see below)                       400
-wrong shape or types (names the field)           422
-body over max_body_bytes                         413 (see http_limits)
-the executor raised                              500
-==============================================  ======
+what kind of failure it is (`HTTP_STATUS` in outcome.py, beside the gRPC codes of the same
+failures): 503 a deployment is down, 504 an executor did not answer in timeout_send, 404 no
+executor serves the endpoint (the description lists the served ones), 400 a malformed body (see
+below), 422 the wrong shape or types (naming the field), 413 a body over max_body_bytes (see
+http_limits) or one an executor refused as too large, 500 the executor raised.
 
 Malformed (400): not UTF-8, not JSON, NaN/Infinity, a key twice in one object, a lone UTF-16
 surrogate escape, nesting beyond about 1000 levels; the description says which and where. The
@@ -35,42 +29,21 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from plait.errors import BadRequest, MalformedRequest
-from plait.proto import jina_common_pb2
+from plait.errors import BadRequest
 from plait.serve.gateway.core import GatewayCore
-from plait.serve.gateway.graph import RoutingFailure
 from plait.serve.gateway.http_request import build_request, loads, parse_body
 from plait.serve.gateway.http_schema import InputEncoder
+from plait.serve.gateway.outcome import HTTP_STATUS, Outcome
 from plait.wire.join import doc_list_of
-from plait.wire.json_codec import docs_json, error_json, message_json
-from plait.wire.messages import error_status
+from plait.wire.json_codec import docs_json, message_json
 
-ERROR = jina_common_pb2.StatusProto.ERROR
 CRUD = (('/index', 'POST'), ('/search', 'POST'), ('/update', 'PUT'), ('/delete', 'DELETE'))
 # expose_endpoint(...) keywords passed on to the route (the rest is ignored with a warning)
 ROUTE_OPTIONS = ('summary', 'description', 'tags', 'name', 'deprecated', 'response_description',
                  'operation_id', 'include_in_schema')
-
-
-def http_status_of(failure: RoutingFailure) -> int:
-    if failure.code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return 504
-    if failure.code == grpc.StatusCode.NOT_FOUND and failure.response.header.status.exception.name == 'BadRequest':
-        return 404
-    if failure.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND):
-        return 503
-    if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
-        return 400
-    return 500
-
-
-def bad_request_status(e: BadRequest) -> int:
-    """400 for a request that cannot be read, 422 for one of the wrong shape."""
-    return 400 if isinstance(e, MalformedRequest) else 422
 
 
 class JsonGateway:
@@ -86,7 +59,7 @@ class JsonGateway:
         try:
             body = loads(raw)
         except BadRequest as e:
-            return bad_request_status(e), error_json(error_status(str(e), name='BadRequest'))
+            return _answer(Outcome.refused(e))
         return await self.handle(body, endpoint)
 
     async def handle(self, body: Any, endpoint: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -97,20 +70,17 @@ class JsonGateway:
             await self.core.discover()
             request = build_request(parsed, self.encoder, self.core.schemas())
         except BadRequest as e:
-            return bad_request_status(e), error_json(error_status(str(e), name='BadRequest'), request_id)
+            return _answer(Outcome.refused(e, request_id))
         except RecursionError:  # documents nested deeper than validation or protobuf can follow
-            return 422, error_json(error_status('data: documents nested too deeply to encode; flatten them',
-                                                name='BadRequest'), request_id)
-        try:
-            response = await self.core.process(request)
-        except RoutingFailure as failure:
-            return http_status_of(failure), message_json(failure.response, None)
-        except BadRequest as e:  # e.g. target_executor is not a valid regular expression
-            return bad_request_status(e), error_json(error_status(str(e), name='BadRequest'),
-                                                     request.header.request_id)
-        if response.header.status.code == ERROR:
-            return 500, message_json(response, None)
-        return 200, message_json(response, docs_json(doc_list_of(response.data)))
+            return _answer(Outcome.refused(BadRequest('data: documents nested too deeply to encode; flatten them'),
+                                           request_id))
+        return _answer(await self.core.process(request))
+
+
+def _answer(outcome: Outcome) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and JSON envelope of an outcome; documents only when it succeeded."""
+    docs = docs_json(doc_list_of(outcome.response.data)) if outcome.failure is None else None
+    return HTTP_STATUS[outcome.failure], message_json(outcome.response, docs)
 
 
 @dataclass

@@ -28,18 +28,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import WebSocket
-from google.protobuf.message import DecodeError
 from starlette.websockets import WebSocketDisconnect
 
 from plait.errors import BadRequest
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.core import GatewayCore
-from plait.serve.gateway.graph import RoutingFailure
 from plait.serve.gateway.http_request import loads
 from plait.serve.gateway.http_routes import JsonGateway
+from plait.serve.gateway.outcome import Outcome
 from plait.streams import bounded_map
 from plait.wire.constants import END_OF_INPUT
-from plait.wire.json_codec import error_json, status_json
+from plait.wire.json_codec import error_json, message_json, status_json
 from plait.wire.messages import error_status
 
 SUBPROTOCOLS = ('bytes', 'json')
@@ -63,20 +62,7 @@ class WebSocketGateway:
         self.logger = logger or logging.getLogger('plait.gateway')
 
     async def _answer_bytes(self, data: bytes) -> tuple[str, Any]:
-        try:
-            request = RawDataRequest.FromString(data)
-        except DecodeError as e:
-            failed = RawDataRequest()
-            failed.header.status.CopyFrom(error_status(f'malformed DataRequestProto: {e}', name='BadRequest'))
-            return 'bytes', failed.SerializeToString()
-        try:
-            response = await self.core.process(request)
-        except RoutingFailure as failure:
-            response = failure.response
-        except BadRequest as e:
-            request.header.status.CopyFrom(error_status(str(e), name='BadRequest'))
-            response = request
-        return 'bytes', response.SerializeToString()
+        return 'bytes', (await self.core.process_bytes(data)).response.SerializeToString()
 
     async def _safe(self, kind: str, answer: Any) -> tuple[str, Any]:
         """An unexpected failure still gets an answer, in the kind of its request."""
@@ -93,7 +79,7 @@ class WebSocketGateway:
 
     async def _answer_json(self, body: Any) -> tuple[str, Any]:
         if isinstance(body, BadRequest):
-            return 'text', _dumps(error_json(error_status(str(body), name='BadRequest')))
+            return 'text', _dumps(message_json(Outcome.refused(body).response, None))
         return 'text', _dumps((await self.json.handle(body))[1])
 
     async def stream(self, websocket: WebSocket) -> None:
