@@ -59,8 +59,9 @@ class InternalNetworkError(PlaitError, ConnectionError):
         self.addresses = tuple(addresses)
 
 
-class RequestTimeout(PlaitError, TimeoutError):
-    """A request did not complete within its timeout."""
+class RequestTimeout(PlaitError, TimeoutError, ConnectionError):
+    """A request did not complete within its timeout (a ConnectionError too, as Jina's clients
+    raise for a deadline)."""
 
 
 class BadRequest(PlaitError, ValueError):

@@ -176,6 +176,8 @@ class Executor:
     documents, a dict of results, or None (documents were changed in place)."""
 
     requests: dict[str, str] = {}
+    # as Jina exposes it: class name -> {endpoint: the function serving it}, for each Executor class
+    requests_by_class: dict[str, dict[str, Callable]] = {}
     dynamic_batching: dict[str, dict[str, Any]] = {}  # method name or endpoint -> options
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -194,6 +196,8 @@ class Executor:
             if options is not None:
                 batching[name] = dict(options)
         cls.requests = table
+        cls.requests_by_class = {**cls.requests_by_class,
+                                 cls.__name__: {endpoint: getattr(cls, name) for endpoint, name in table.items()}}
         cls.dynamic_batching = batching
         _registry[cls.__name__] = cls
 
@@ -203,7 +207,8 @@ class Executor:
         if isinstance(runtime_args, dict):
             runtime_args = RuntimeArgs(**runtime_args)
         self.runtime_args = runtime_args or RuntimeArgs(name=type(self).__name__)
-        self.metas = types.SimpleNamespace(name=self.runtime_args.name, **(metas or {}))
+        # uses_metas={'name': ...} names the Executor itself (logs, workspace); the deployment keeps its name
+        self.metas = types.SimpleNamespace(**{'name': self.runtime_args.name, **(metas or {})})
         self.logger = logging.getLogger(f'plait.{self.metas.name}')
         if requests:
             # YAML `requests:` rebinding, e.g. {'/index': 'foo'}

@@ -85,7 +85,7 @@ def test_dict_results_come_back_in_parameters(port):
     with Deployment(uses=ResultsExecutor, name='counter', port=port, quiet=True) as dep:
         responses = dep.post('/count', inputs=[Document(), Document()], parameters={'echo': 'e'},
                              return_responses=True)
-    assert responses[0].parameters['__results__'] == {'counter': {'count': 2, 'echo': 'e'}}
+    assert responses[0].parameters['__results__'] == {'counter/rep-0': {'count': 2, 'echo': 'e'}}  # as Jina keys it
 
 
 def test_typed_documents_in_and_out(port):

@@ -462,11 +462,11 @@ def test_a_results_parameter_from_the_client_is_dropped(flow: Flow) -> None:
     """`__results__` is output only. Jina's HTTP client sends `{"__results__": {}}` with every
     request, so it must be served; whatever a client puts there never reaches the answer."""
     base = f'http://127.0.0.1:{flow.port}'
-    for value in ({}, 'x', None, [1, 2], {'executor0': {'n': 99}, 'forged': {'a': 1}}):
+    for value in ({}, 'x', None, [1, 2], {'executor0/rep-0': {'n': 99}, 'forged': {'a': 1}}):
         answer = send(base, 'POST', '/post', j({'execEndpoint': '/dict', 'data': [{'text': 'a'}],
                                                 'parameters': {'__results__': value, 'keep': 1}}))
         assert answer.status_code == 200, (value, answer.text)
-        assert answer.json()['parameters'] == {'keep': 1, '__results__': {'executor0': {'n': 1}}}, value
+        assert answer.json()['parameters'] == {'keep': 1, '__results__': {'executor0/rep-0': {'n': 1}}}, value
 
 
 def test_results_json_cannot_say_come_back_as_null(flow: Flow) -> None:
@@ -474,7 +474,7 @@ def test_results_json_cannot_say_come_back_as_null(flow: Flow) -> None:
     no such numbers), not a 500 for the whole request."""
     answer = send(f'http://127.0.0.1:{flow.port}', 'POST', '/post', j({'execEndpoint': '/not-json'}))
     assert answer.status_code == 200, answer.text
-    assert answer.json()['parameters']['__results__']['executor0'] == {
+    assert answer.json()['parameters']['__results__']['executor0/rep-0'] == {
         'nan': None, 'inf': None, 'deep': [{'x': None}], 'ok': 1.5}
 
 

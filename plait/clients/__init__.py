@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from functools import partialmethod
 from typing import Any, AsyncIterator, Callable, Coroutine, Optional
 
 from plait import jina_options
@@ -74,6 +75,12 @@ class AsyncClient:
                     yield response
                 elif ok:
                     yield response.docs
+
+    # the CRUD shortcuts: post to /index, /search, /update, /delete
+    index = partialmethod(post, '/index')
+    search = partialmethod(post, '/search')
+    update = partialmethod(post, '/update')
+    delete = partialmethod(post, '/delete')
 
     async def is_flow_ready(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
         return await self._transport.is_ready('flow', timeout)
@@ -196,6 +203,12 @@ class Client:
         for more in items[1:]:
             docs.extend(more)
         return docs
+
+    # the CRUD shortcuts: post to /index, /search, /update, /delete
+    index = partialmethod(post, '/index')
+    search = partialmethod(post, '/search')
+    update = partialmethod(post, '/update')
+    delete = partialmethod(post, '/delete')
 
     def is_flow_ready(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> bool:
         return self._run(self._async.is_flow_ready(timeout))

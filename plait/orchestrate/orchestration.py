@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partialmethod
 from typing import Any, Optional
 
 from plait.logs import get_logger
@@ -142,6 +143,12 @@ class Orchestration:
 
     def post(self, on: str = '/', inputs: Any = None, **kwargs: Any) -> Any:
         return self.client.post(on, inputs, **kwargs)
+
+    # the CRUD shortcuts: post to /index, /search, /update, /delete
+    index = partialmethod(post, '/index')
+    search = partialmethod(post, '/search')
+    update = partialmethod(post, '/update')
+    delete = partialmethod(post, '/delete')
 
     def _ready(self, kind: str, timeout: float) -> bool:
         if not self.running:

@@ -42,13 +42,16 @@ DATA_SERVICES = ('jina.JinaSingleDataRequestRPC', 'jina.JinaDataRequestRPC', 'ji
 class ExecutorRunner:
     """Calls the Executor for one data request and turns the outcome into a response."""
 
-    def __init__(self, executor: Any, name: str, allow_concurrent: bool, observer: Any = None):
+    def __init__(self, executor: Any, name: str, allow_concurrent: bool, observer: Any = None,
+                 results_key: str = ''):
         from plait.documents import decode_docs, encode_docs
 
         self.observer = observer  # plait.observability.observers.WorkerObserver, or None
         self._decode, self._encode = decode_docs, encode_docs
         self.executor = executor
         self.name = name
+        # where a returned dict goes in parameters['__results__']: the replica's name, as Jina keys it
+        self.results_key = results_key or name
         self._dry_run = DRY_RUN_ENDPOINT
         self._pool = ThreadPoolExecutor(max_workers=4 if allow_concurrent else 1,
                                         thread_name_prefix=f'{name}-user')
@@ -118,7 +121,7 @@ class ExecutorRunner:
             out = docs
             earlier = parameters.get('__results__')
             results = dict(earlier) if isinstance(earlier, dict) else {}  # a caller's non-dict is replaced
-            results[self.name] = result
+            results[self.results_key] = result
             dict_to_struct({'__results__': results}, response.parameters)
         else:
             out = result
@@ -325,7 +328,8 @@ class WorkerRuntime:
             self.observer = WorkerObserver(observability, self.config.runtime_name, self.logger)
         try:
             executor = await loop.run_in_executor(None, self._build_executor)
-            self.runner = ExecutorRunner(executor, self.config.name, self.config.allow_concurrent, self.observer)
+            self.runner = ExecutorRunner(executor, self.config.name, self.config.allow_concurrent, self.observer,
+                                         self.config.runtime_name)
         except Exception:
             self.logger.exception('could not build the Executor (uses=%s)', _short(self.config.uses))
             await server.stop(0)
