@@ -11,6 +11,7 @@
     ├── BadRequest                the request itself is wrong (unknown endpoint, documents of the wrong shape)
     │   └── MalformedRequest      it cannot even be read (not JSON, not protobuf, an invalid regex)
     ├── ExecutorError             user code raised; carries the remote name, args and stack
+    ├── Unauthenticated           the server wants a token (auth_token) and got none, or a wrong one
     └── ProbeFailed               (plait ping) the server did not answer, or not healthy
 
 Internal signals, each caught in the module that raises it, never reach users:
@@ -87,6 +88,15 @@ class ExecutorError(PlaitError):
     def __str__(self) -> str:
         where = f' in executor {self.executor}' if self.executor else ''
         return f'{self.name}{where}: {super().__str__()}'
+
+
+class Unauthenticated(PlaitError, PermissionError):
+    """The server refused the call: it needs a token (`auth_token=`, $PLAIT_AUTH_TOKEN) and
+    got none or another one."""
+
+    def __init__(self, where: str):
+        super().__init__(f'{where} refused the call: a valid token is required; give the Client '
+                         f'auth_token=... (or set $PLAIT_AUTH_TOKEN)')
 
 
 class ProbeFailed(PlaitError):

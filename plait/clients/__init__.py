@@ -17,19 +17,31 @@ from plait.request import DataRequest
 DEFAULT_PROBE_TIMEOUT = 3.0  # seconds; readiness calls never wait longer unless asked
 
 
-def _make_transport(host: str, port: int, protocol: str, tls: bool, **options: Any) -> Any:
+def _make_transport(host: str, port: int, protocol: str, tls: bool, token: Optional[str] = None,
+                    **options: Any) -> Any:
     if protocol == 'grpc':
         from plait.clients.grpc import GrpcTransport
 
         return GrpcTransport(host, port, tls, compression=options.get('compression'),
-                             root_certificates=options.get('root_certificates'))
+                             root_certificates=options.get('root_certificates'), token=token)
     if protocol == 'http':
         from plait.clients.http import HttpTransport
 
-        return HttpTransport(host, port, tls, verify=options.get('verify', True))
+        return HttpTransport(host, port, tls, verify=options.get('verify', True), token=token)
     from plait.clients.websocket import WebSocketTransport
 
-    return WebSocketTransport(host, port, tls, verify=options.get('verify', True))
+    return WebSocketTransport(host, port, tls, verify=options.get('verify', True), token=token)
+
+
+def _token(auth_token: Optional[str]) -> Optional[str]:
+    """The token to send: `auth_token`, else $PLAIT_AUTH_TOKEN / $PLAIT_AUTH_TOKEN_FILE."""
+    from plait import auth
+    from plait.errors import BadConfig
+
+    try:
+        return auth.client_token(auth_token)
+    except auth.AuthConfigError as e:
+        raise BadConfig(str(e)) from None
 
 
 class AsyncClient:
@@ -38,12 +50,12 @@ class AsyncClient:
     def __init__(self, host: str = '127.0.0.1', port: Optional[int] = None, protocol: str = 'grpc',
                  tls: bool = False, compression: Optional[str] = None, prefetch: int = 1000,
                  root_certificates: Optional[bytes] = None, verify: Any = True, asyncio: bool = True,
-                 **kwargs: Any):
+                 auth_token: Optional[str] = None, **kwargs: Any):
         if kwargs:
             refuse_unknown('Client', kwargs, parameters_of(AsyncClient.__init__), jina_options.CLIENT)
         self.host, self.port, self.protocol, self.tls = parse_address(host, port, protocol, tls)
         self.prefetch = prefetch
-        self._transport = _make_transport(self.host, self.port, self.protocol, self.tls,
+        self._transport = _make_transport(self.host, self.port, self.protocol, self.tls, _token(auth_token),
                                           compression=compression, root_certificates=root_certificates,
                                           verify=verify)
 

@@ -12,7 +12,7 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
+from plait.errors import BadRequest, InternalNetworkError, RequestTimeout, Unauthenticated
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2, jina_data_pb2_grpc
 from plait.streams import Answers, bounded_map
 from plait.wire.channel import compression_of, grpc_options
@@ -20,6 +20,8 @@ from plait.wire.constants import PREFETCH, RESULTS_IN_ORDER, SINGLE_PATH
 
 def translate_rpc_error(e: grpc.RpcError, where: str) -> Exception:
     code = e.code()
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(where)
     if code == grpc.StatusCode.UNAVAILABLE:
         return InternalNetworkError(f'cannot reach {where}: {e.details()}', addresses=[where])
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -32,8 +34,12 @@ def translate_rpc_error(e: grpc.RpcError, where: str) -> Exception:
 
 class GrpcTransport:
     def __init__(self, host: str, port: int, tls: bool = False, compression: Optional[str] = None,
-                 root_certificates: Optional[bytes] = None):
+                 root_certificates: Optional[bytes] = None, token: Optional[str] = None):
+        from plait.auth import credentials_metadata
+
         self.target = f'{host}:{port}'
+        self._credentials = credentials_metadata(token)  # sent with every call
+        self._metadata = self._credentials or None
         self.where = f'{"grpcs" if tls else "grpc"}://{self.target}'
         self._tls = tls
         self._root_certificates = root_certificates
@@ -61,7 +67,7 @@ class GrpcTransport:
                     request_serializer=jina_data_pb2.DataRequestProto.SerializeToString,
                     response_deserializer=jina_data_pb2.DataRequestProto.FromString)
         try:
-            return self._sync_call(request, timeout=timeout)
+            return self._sync_call(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise translate_rpc_error(e, self.where) from None
 
@@ -96,7 +102,7 @@ class GrpcTransport:
         if len(requests) == 1:
             stub = jina_data_pb2_grpc.JinaSingleDataRequestRPCStub(channel)
             try:
-                yield await stub.process_single_data(requests[0], timeout=timeout)
+                yield await stub.process_single_data(requests[0], timeout=timeout, metadata=self._metadata)
             except grpc.aio.AioRpcError as e:
                 raise translate_rpc_error(e, self.where) from None
             return
@@ -108,7 +114,8 @@ class GrpcTransport:
             for _ in requests:
                 yield await outgoing.get()
 
-        metadata = ((RESULTS_IN_ORDER, 'true' if results_in_order else 'false'), (PREFETCH, str(prefetch or 0)))
+        metadata = ((RESULTS_IN_ORDER, 'true' if results_in_order else 'false'), (PREFETCH, str(prefetch or 0)),
+                    *self._credentials)
         call = jina_data_pb2_grpc.JinaRPCStub(channel).Call(stream(), timeout=timeout, metadata=metadata)
 
         async def read() -> None:
@@ -143,7 +150,7 @@ class GrpcTransport:
 
     async def dry_run_status(self, timeout: float) -> jina_common_pb2.StatusProto:
         stub = jina_common_pb2_grpc.JinaGatewayDryRunRPCStub(self._ensure_channel())
-        return await stub.dry_run(empty_pb2.Empty(), timeout=timeout)
+        return await stub.dry_run(empty_pb2.Empty(), timeout=timeout, metadata=self._metadata)
 
     async def is_ready(self, kind: str, timeout: float) -> bool:
         """kind 'flow': readiness (dry_run on gateways without it); 'deployment': readiness,
@@ -175,7 +182,7 @@ class GrpcTransport:
     async def status_info(self, timeout: float) -> dict[str, dict[str, str]]:
         stub = jina_common_pb2_grpc.JinaInfoRPCStub(self._ensure_channel())
         try:
-            info: Any = await stub._status(empty_pb2.Empty(), timeout=timeout)
+            info: Any = await stub._status(empty_pb2.Empty(), timeout=timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as e:
             raise translate_rpc_error(e, self.where) from None
         return {'jina': dict(info.jina), 'envs': dict(info.envs)}

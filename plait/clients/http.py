@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 from google.protobuf import json_format
 
-from plait.errors import BadRequest, InternalNetworkError, RequestTimeout
+from plait.errors import BadRequest, InternalNetworkError, RequestTimeout, Unauthenticated
 from plait.proto import jina_data_pb2
 from plait.streams import bounded_map
 from plait.wire.constants import WIRE_DEFAULT_ENDPOINT
@@ -102,8 +102,9 @@ def _error_proto(request: DataRequestProto, description: str, name: str) -> Data
 
 
 class HttpTransport:
-    def __init__(self, host: str, port: int, tls: bool = False, verify: Verify = True):
+    def __init__(self, host: str, port: int, tls: bool = False, verify: Verify = True, token: str | None = None):
         self.base = f'{"https" if tls else "http"}://{host}:{port}'
+        self._headers = {'Authorization': f'Bearer {token}'} if token else None
         self._tls = tls
         self._verify = verify
         self._client: httpx.AsyncClient | None = None
@@ -115,7 +116,7 @@ class HttpTransport:
         if self._client is None or self._loop is not loop:
             verify = ssl_context(self._verify) if self._tls else False
             # trust_env=False: a gateway address is never reached through a proxy from the environment
-            self._client = httpx.AsyncClient(base_url=self.base, verify=verify, trust_env=False,
+            self._client = httpx.AsyncClient(base_url=self.base, verify=verify, trust_env=False, headers=self._headers,
                                              timeout=httpx.Timeout(None),
                                              limits=httpx.Limits(max_keepalive_connections=20))
             self._loop = loop
@@ -154,6 +155,8 @@ class HttpTransport:
                 if retry.status_code != 404:
                     self._per_endpoint_routes = True
                     answer = retry
+        if answer.status_code == 401:
+            raise Unauthenticated(self.base)
         try:
             body = answer.json()
         except ValueError:
@@ -217,6 +220,8 @@ class HttpTransport:
             raise RequestTimeout(f'{self.base}/status did not answer within {timeout} s') from None
         except httpx.HTTPError as e:
             raise self._translate(e) from None
+        if status == 401:
+            raise Unauthenticated(self.base)
         if status != 200 or not isinstance(body, dict):
             raise BadRequest(f'{self.base}/status answered HTTP {status}')
         return {'jina': dict(body.get('jina') or {}), 'envs': dict(body.get('envs') or {})}

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from plait.clients.http import HttpTransport, Verify, ssl_context
-from plait.errors import InternalNetworkError, RequestTimeout
+from plait.errors import InternalNetworkError, RequestTimeout, Unauthenticated
 from plait.proto import jina_data_pb2
 from plait.streams import Answers, bounded_map
 from plait.wire.constants import END_OF_INPUT
@@ -23,11 +23,12 @@ CLOSE_TIMEOUT = 2.0  # for the server's close frame, after the last answer
 
 
 class WebSocketTransport:
-    def __init__(self, host: str, port: int, tls: bool = False, verify: Verify = True):
+    def __init__(self, host: str, port: int, tls: bool = False, verify: Verify = True, token: str | None = None):
         self.url = f'{"wss" if tls else "ws"}://{host}:{port}/'
         self._tls = tls
         self._verify = verify
-        self._http = HttpTransport(host, port, tls, verify)
+        self._headers = {'Authorization': f'Bearer {token}'} if token else None
+        self._http = HttpTransport(host, port, tls, verify, token)
         self._open: set[Any] = set()  # connections of streams a consumer left unfinished
 
     async def close(self) -> None:
@@ -42,16 +43,21 @@ class WebSocketTransport:
     async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: float | None,
                    results_in_order: bool) -> AsyncIterator[DataRequestProto]:
         from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
         ssl = ssl_context(self._verify) if self._tls else None
         try:
             connection = await asyncio.wait_for(
                 connect(self.url, subprotocols=['bytes'], ssl=ssl, max_size=None, proxy=None,
+                        additional_headers=self._headers,
                         open_timeout=None, close_timeout=CLOSE_TIMEOUT), timeout or CONNECT_TIMEOUT)
         except TimeoutError:
             raise InternalNetworkError(f'cannot open a websocket to {self.url}: no handshake answer within '
                                        f'{timeout or CONNECT_TIMEOUT} s', addresses=[self.url]) from None
+        except InvalidStatus as e:
+            if e.response.status_code == 401:
+                raise Unauthenticated(self.url) from None
+            raise InternalNetworkError(f'cannot open a websocket to {self.url}: {e}', addresses=[self.url]) from None
         except (OSError, InvalidHandshake, InvalidURI) as e:
             raise InternalNetworkError(f'cannot open a websocket to {self.url}: {str(e) or type(e).__name__}',
                                        addresses=[self.url]) from None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Optional, Union
 
-from plait import jina_options
+from plait import auth, jina_options
 from plait.config import to_json
 from plait.errors import BadConfig
 from plait.options import refuse_unknown
@@ -29,6 +29,24 @@ def _config_json(config: WorkerConfig) -> str:
     except TypeError as e:
         raise BadConfig(f'{config.name}: uses_with, uses_metas and the other options must be '
                         f'JSON-serialisable (they are sent to another process): {e}') from None
+
+
+def auth_tokens(option: Union[str, list[str], None], token_file: Optional[str]) -> tuple[str, ...]:
+    """The tokens callers must send: `auth_token`, `auth_token_file`, else the environment."""
+    try:
+        return auth.load_tokens(option, token_file)
+    except auth.AuthConfigError as e:
+        raise BadConfig(str(e)) from None
+
+
+def gateway_env(env: dict[str, str], tokens: tuple[str, ...], secret: Optional[str]) -> dict[str, str]:
+    """What a local gateway process is told in its environment (never on its command line)."""
+    env = {k: str(v) for k, v in env.items()}
+    if tokens:
+        env[auth.TOKEN_ENV] = auth.as_env(tokens)
+    if secret:
+        env[auth.EXECUTOR_SECRET_ENV] = secret
+    return env
 
 
 def _as_names(value: Union[str, list[str], None]) -> list[str]:
@@ -74,7 +92,8 @@ class Deployment(Orchestration):
                  protocol: Union[str, list[str]] = 'grpc', include_gateway: bool = True,
                  timeout_ready: int = 600000, env: Optional[dict[str, str]] = None, quiet: bool = False,
                  restart: bool = True, protocols: Union[str, list[str], None] = None,
-                 ports: Union[int, list[int], None] = None, port_monitoring: Any = None, **options: Any):
+                 ports: Union[int, list[int], None] = None, port_monitoring: Any = None,
+                 auth_token: Union[str, list[str], None] = None, **options: Any):
         from plait.orchestrate import options as tables
 
         refuse_unknown(f"Deployment(name={options.get('name', 'executor')!r})", options,
@@ -112,7 +131,26 @@ class Deployment(Orchestration):
         self._monitoring_ports = (monitoring_ports(port_monitoring, self.replicas * self.shards
                                                    + int(self._with_gateway), name)
                                   if self.worker.monitoring else [])
+        self.auth_tokens = auth_tokens(auth_token, self.gateway_options.get('auth_token_file'))
+        # executors behind a gateway accept only its calls, and listen where it reaches them
+        self._secret: Optional[str] = (auth.executor_secret() or auth.new_secret()) if self._with_gateway else None
+        self._worker_host = LOCAL_HOST if self._with_gateway else self.host
         self._init_orchestration()
+
+    def serve_behind_gateway(self, secret: str, host_given: bool) -> None:
+        """This Deployment's replicas are reached only through a Flow's gateway sharing
+        `secret`: they refuse other callers and listen on loopback unless `host` was given."""
+        self._secret = secret
+        self.auth_tokens = ()
+        self._worker_host = self.host if host_given else LOCAL_HOST
+
+    def _worker_env(self) -> dict[str, str]:
+        env = dict(self.env)
+        if self._secret:
+            env[auth.EXECUTOR_SECRET_ENV] = self._secret
+        elif self.auth_tokens:  # the replica is what callers reach
+            env[auth.TOKEN_ENV] = auth.as_env(self.auth_tokens)
+        return env
 
     # the worker options every replica gets, readable as attributes
     name = property(lambda self: self.worker.name)
@@ -175,8 +213,9 @@ class Deployment(Orchestration):
             for replica_id, port in enumerate(ports):
                 config = self.worker_config(shard_id, replica_id, port, uses)
                 label = f'{self.name}/rep-{replica_id}' + (f'/shard-{shard_id}' if self.shards > 1 else '')
+                config = replace(config, host=self._worker_host)
                 processes.append(ServiceProcess(label, WORKER_MODULE, ['--config-json', _config_json(config)],
-                                                env=self.env, echo=not self.quiet))
+                                                env=self._worker_env(), echo=not self.quiet))
         return processes
 
     def target(self) -> DeploymentTarget:
@@ -194,7 +233,8 @@ class Deployment(Orchestration):
 
     def _gateway_process(self) -> ServiceProcess:
         config = self.gateway_config()
-        return ServiceProcess('gateway', GATEWAY_MODULE, ['--config-json', config.to_json()], echo=not self.quiet)
+        return ServiceProcess('gateway', GATEWAY_MODULE, ['--config-json', config.to_json()], echo=not self.quiet,
+                              env=gateway_env({}, self.auth_tokens, self._secret))
 
     # -- what Orchestration needs ------------------------------------------------------------
     def _processes(self) -> list[ServiceProcess]:

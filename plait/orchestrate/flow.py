@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from plait import jina_options
+from plait import auth, jina_options
 from plait.errors import BadConfig, UnknownOption
 from plait.options import refuse_unknown
-from plait.orchestrate.deployment import GATEWAY_MODULE, Deployment
 from plait.observability import OPTION_NAMES
 from plait.orchestrate.observe_options import monitoring_ports
+from plait.orchestrate.deployment import GATEWAY_MODULE, Deployment, auth_tokens, gateway_env
 from plait.orchestrate.options import GATEWAY_OPTIONS, add_options, gateway_options
 from plait.orchestrate.orchestration import Orchestration, as_list, public_endpoints
 from plait.orchestrate.process import ServiceProcess
@@ -24,7 +24,7 @@ def _refuse_add_options(name: str, kwargs: dict[str, Any]) -> None:
     one clients reach, so those belong to Flow(...)."""
     where = f'Flow.add(name={name!r})'
     for key in kwargs:
-        if key in GATEWAY_OPTIONS and key not in add_options():
+        if (key in GATEWAY_OPTIONS or key == 'auth_token') and key not in add_options():
             raise UnknownOption(f'{where}: {key} is an option of the Flow\'s gateway: give it to Flow(...)', [key])
     refuse_unknown(where, kwargs, add_options(), jina_options.ADD)
 
@@ -40,7 +40,7 @@ class Flow(Orchestration):
                  host: str = '0.0.0.0', timeout_ready: int = 600000, quiet: bool = False,
                  env: Optional[dict[str, str]] = None, restart: bool = True,
                  protocols: Union[str, list[str], None] = None, ports: Union[int, list[int], None] = None,
-                 **options: Any):
+                 auth_token: Union[str, list[str], None] = None, **options: Any):
         refuse_unknown('Flow', options, GATEWAY_OPTIONS, jina_options.FLOW)
         self.protocols, self.ports = public_endpoints(protocol, port, protocols, ports)
         self.host = host
@@ -52,8 +52,13 @@ class Flow(Orchestration):
         if self.gateway_options.get('monitoring'):
             self.gateway_options['port_monitoring'] = monitoring_ports(
                 self.gateway_options.get('port_monitoring'), 1, 'Flow')[0]
+        # callers' tokens (also from auth_token_file or the environment); the executors' secret
+        self.auth_tokens = auth_tokens(auth_token, self.gateway_options.get('auth_token_file'))
+        self._secret = auth.executor_secret() or auth.new_secret()
         self._init_args = {'protocol': protocols if protocols is not None else protocol,
                            'port': ports if ports is not None else port, 'host': host, **options}
+        if auth_token is not None:  # saved YAML names the variable to read it from, never the value
+            self._init_args['auth_token'] = '${{ ENV.%s }}' % auth.TOKEN_ENV
         self.deployments: dict[str, Deployment] = {}
         self._add_args: list[dict[str, Any]] = []
         self._last: str = START
@@ -81,6 +86,7 @@ class Flow(Orchestration):
             if option != 'port_monitoring' and self.gateway_options.get(option) not in (None, False):
                 kwargs.setdefault(option, self.gateway_options[option])
         deployment = Deployment(uses=uses, name=name, needs=needs_list, env=env, **kwargs)
+        deployment.serve_behind_gateway(self._secret, host_given='host' in kwargs)
         self.deployments[name] = deployment
         self._add_args.append({'uses': uses, 'name': name, 'needs': needs_list, **given})
         self._last = name
@@ -112,7 +118,8 @@ class Flow(Orchestration):
             processes.extend(deployment.worker_processes())
         config = self.gateway_config()
         processes.append(ServiceProcess('gateway', GATEWAY_MODULE, ['--config-json', config.to_json()],
-                                        env={k: str(v) for k, v in self.env.items()}, echo=not self.quiet))
+                                        env=gateway_env(self.env, self.auth_tokens, self._secret),
+                                        echo=not self.quiet))
         return processes
 
     def _public(self) -> list[tuple[str, int]]:

@@ -49,10 +49,10 @@ def deployment_options() -> frozenset[str]:
 
 def add_options() -> frozenset[str]:
     """Every keyword `Flow.add(...)` honours: a Deployment's, but the Flow's gateway is the one
-    clients talk to, so its options (and `protocol`) are given to `Flow(...)` instead."""
+    clients talk to, so its options (and `protocol`, `auth_token`) are given to `Flow(...)` instead."""
     from plait.orchestrate.deployment import Deployment
 
-    return (parameters_of(Deployment.__init__) - {'protocol'}) | WORKER_OPTIONS | TARGET_OPTIONS
+    return (parameters_of(Deployment.__init__) - {'protocol', 'auth_token'}) | WORKER_OPTIONS | TARGET_OPTIONS
 
 
 def flow_options() -> frozenset[str]:

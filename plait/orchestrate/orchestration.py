@@ -76,6 +76,7 @@ class Orchestration:
 
     _tls = False
     _host = '0.0.0.0'
+    auth_tokens: tuple[str, ...] = ()  # what callers must send (the first is what `client` sends)
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -138,7 +139,8 @@ class Orchestration:
         if self._client is None:
             from plait.clients import Client
             protocol, port = self._public()[0]
-            self._client = Client(host=LOCAL_HOST, port=port, protocol=protocol, tls=self._tls)
+            self._client = Client(host=LOCAL_HOST, port=port, protocol=protocol, tls=self._tls,
+                                  auth_token=self.auth_tokens[0] if self.auth_tokens else None)
         return self._client
 
     def post(self, on: str = '/', inputs: Any = None, **kwargs: Any) -> Any:

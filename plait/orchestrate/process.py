@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Optional, Sequence
 
+from plait.auth import SECRET_ENVS
 from plait.errors import RuntimeFailedToStart
 from plait.orchestrate.forkserver import ForkedProcess, ForkServer
 
@@ -21,7 +22,8 @@ TAIL_LINES = 30
 
 
 def _child_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
-    env = dict(os.environ)
+    # tokens and secrets reach a child only when its parent gives them (`extra`), never inherited
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENVS}
     # the child imports what the parent can: user modules next to the script, editable installs
     paths = [p for p in sys.path if p]
     if env.get('PYTHONPATH'):

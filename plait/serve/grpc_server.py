@@ -3,7 +3,7 @@ health service, server reflection and `jina.JinaInfoRPC/_status`."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import grpc
 from google.protobuf import empty_pb2
@@ -50,11 +50,13 @@ async def start_grpc_server(
     services: Iterable[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
     ssl_certfile: Optional[str] = None,
     ssl_keyfile: Optional[str] = None,
+    interceptors: Sequence[Any] = (),
 ) -> tuple[grpc.aio.Server, HealthServicer]:
     """Start a server on host:port serving `services` ((add_fn, servicer, full service name))
     plus health (overall status NOT_SERVING until the caller says otherwise), reflection and
-    _status. Raises RuntimeFailedToStart with a clear message when the port is taken."""
-    server = grpc.aio.server(options=grpc_options())
+    _status; `interceptors` (token checks) see every call. Raises RuntimeFailedToStart with a
+    clear message when the port is taken."""
+    server = grpc.aio.server(options=grpc_options(), interceptors=list(interceptors) or None)
     health = HealthServicer()
     names = [health_pb2.DESCRIPTOR.services_by_name['Health'].full_name,
              reflection.SERVICE_NAME, 'jina.JinaInfoRPC']

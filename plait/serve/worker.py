@@ -206,8 +206,9 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
 
 
 class WorkerRuntime:
-    def __init__(self, config: WorkerConfig):
+    def __init__(self, config: WorkerConfig, tokens: tuple[str, ...] = ()):
         self.config = config
+        self.tokens = tokens  # accepted callers' tokens (the gateway's secret among them); none: open
         self.logger = get_logger(f'{config.name}/rep-{config.replica_id}')
         self.address = f'{config.host}:{config.port}'
         self.lifecycle = Lifecycle(self.logger, self.address)
@@ -308,6 +309,13 @@ class WorkerRuntime:
         _ = executor.endpoint_specs  # build the endpoint table now, not on the first request
         return executor
 
+    def _interceptors(self) -> list[Any]:
+        if not self.tokens:
+            return []
+        from plait import auth
+
+        return [auth.grpc_interceptor(auth.TokenCheck(self.tokens))]
+
     async def run(self, ready_fd: Optional[int] = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -319,7 +327,8 @@ class WorkerRuntime:
             bytes_service(DATA_SERVICES[2], streams={'Call': servicer.Call}),
             (jina_common_pb2_grpc.add_JinaDiscoverEndpointsRPCServicer_to_server, servicer, DATA_SERVICES[3]),
         ]
-        server, health = await start_grpc_server(self.config.host, self.config.port, services)
+        server, health = await start_grpc_server(self.config.host, self.config.port, services,
+                                                 interceptors=self._interceptors())
         self.logger.info('starting at %s (building the Executor)', self.address)
         observability = ObservabilityConfig.of(self.config)
         if observability.enabled:
@@ -406,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='plait executor', description='Serve one Executor replica over gRPC.')
     parser.add_argument('--config-json', default=None, help='the whole WorkerConfig as JSON (what Deployment passes)')
     add_arguments(parser, WorkerConfig)
+    parser.add_argument('--auth-token-file', default=None, metavar='FILE',
+                        help='accept only callers sending one of the tokens in FILE (one per line); '
+                             'also $PLAIT_AUTH_TOKEN, $PLAIT_AUTH_TOKEN_FILE')
     return parser
 
 
@@ -421,13 +433,28 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     return worker_config
 
 
+def accepted_tokens(token_file: Optional[str]) -> tuple[str, ...]:
+    """Callers' tokens this replica accepts (from the file or environment) and the secret its
+    gateway sends; taken out of the environment so the Executor's code never sees them."""
+    from plait import auth
+
+    try:
+        tokens = auth.load_tokens(None, token_file) + tuple(filter(None, [auth.executor_secret()]))
+    except auth.AuthConfigError as e:
+        raise SystemExit(f'plait executor: error: {e}') from None
+    for name in auth.SECRET_ENVS:
+        os.environ.pop(name, None)
+    return tokens
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     worker_config = config_from_args(args)
+    tokens = accepted_tokens(args.auth_token_file)
     ready_fd = os.environ.get('PLAIT_READY_FD')
     from plait.errors import RuntimeFailedToStart
 
-    runtime = WorkerRuntime(worker_config)
+    runtime = WorkerRuntime(worker_config, tokens)
     try:
         code = asyncio.run(runtime.run(int(ready_fd) if ready_fd else None))
     except RuntimeFailedToStart as e:

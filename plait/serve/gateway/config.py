@@ -44,6 +44,10 @@ class GatewayConfig:
     ssl_certfile: Optional[str] = None
     ssl_keyfile: Optional[str] = None
     grace: float = 10.0
+    # callers must send one of the tokens in this file (one per line; also $PLAIT_AUTH_TOKEN,
+    # $PLAIT_AUTH_TOKEN_FILE, or Flow(auth_token=...)); never a token itself: this config is no secret
+    auth_token_file: Optional[str] = None
+    public_docs: bool = False               # /docs and /openapi.json answer without a token
     # http / websocket
     cors: bool = False
     title: Optional[str] = None

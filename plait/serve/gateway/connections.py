@@ -64,8 +64,9 @@ class Replica:
     """One executor replica: a channel, its live health, and a method cache."""
 
     def __init__(self, deployment: str, index: int, address: str, compression: Optional[grpc.Compression],
-                 on_change: Callable[['Replica'], None], logger: logging.Logger):
+                 on_change: Callable[['Replica'], None], logger: logging.Logger, credentials: tuple = ()):
         self.deployment = deployment
+        self.credentials = credentials  # metadata every call but health carries (the gateway's secret)
         self.index = index
         self.address = address
         self.state = ReplicaState()
@@ -75,7 +76,7 @@ class Replica:
         self._channel: Optional[grpc.aio.Channel] = None
         self._calls: dict[str, Any] = {}
         self._watch_task: Optional[asyncio.Task] = None
-        self.mux = MuxStream(lambda: self.channel)
+        self.mux = MuxStream(lambda: self.channel, credentials)
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -151,10 +152,11 @@ class DeploymentConnections:
     """All shards of one deployment."""
 
     def __init__(self, name: str, shards: list[list[str]], compression: Optional[grpc.Compression],
-                 on_change: Callable[[Replica], None], logger: logging.Logger, retries: int = -1):
+                 on_change: Callable[[Replica], None], logger: logging.Logger, retries: int = -1,
+                 credentials: tuple = ()):
         self.name = name
         index = itertools.count()
-        self.shards = [ShardPool([Replica(name, next(index), addr, compression, on_change, logger)
+        self.shards = [ShardPool([Replica(name, next(index), addr, compression, on_change, logger, credentials)
                                   for addr in shard]) for shard in shards]
         self.retries = retries
         self._any = itertools.count()
@@ -193,7 +195,8 @@ class DeploymentConnections:
                         return await replica.mux.send(request_id, payload, timeout)
                     except Busy:  # the same request id is already in flight there
                         pass
-                body = await replica.unary(SINGLE_PATH)(payload, timeout=timeout, metadata=metadata)
+                body = await replica.unary(SINGLE_PATH)(payload, timeout=timeout,
+                                                        metadata=metadata + replica.credentials)
                 return RawDataRequest.FromString(body)
             except grpc.aio.AioRpcError as e:
                 last = e
@@ -211,7 +214,8 @@ class DeploymentConnections:
         for replica in self.shards[0].order():
             stub = jina_common_pb2_grpc.JinaDiscoverEndpointsRPCStub(replica.channel)
             try:
-                reply = await stub.endpoint_discovery(empty_pb2.Empty(), timeout=timeout)
+                reply = await stub.endpoint_discovery(empty_pb2.Empty(), timeout=timeout,
+                                                      metadata=replica.credentials or None)
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.UNIMPLEMENTED:
                     self.endpoints = {WIRE_DEFAULT_ENDPOINT}

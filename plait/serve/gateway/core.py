@@ -22,13 +22,14 @@ StatusProto = jina_common_pb2.StatusProto
 
 
 class GatewayCore:
-    def __init__(self, config: GatewayConfig, logger: logging.Logger):
+    def __init__(self, config: GatewayConfig, logger: logging.Logger, credentials: tuple = ()):
+        """`credentials`: gRPC metadata every call to an executor carries (its secret)."""
         self.config = config
         self.logger = logger
         self._readiness_listeners: list[Callable[[bool], Any]] = []
         self._was_ready: Optional[bool] = None
         self._seen_ready: set[str] = set()
-        self.graph = Graph(config, logger, on_replica_change=self._on_replica_change)
+        self.graph = Graph(config, logger, on_replica_change=self._on_replica_change, credentials=credentials)
         self.observer: Any = None  # plait.observability.observers.GatewayObserver when observability is on
 
     def observe(self, observer: Any) -> None:

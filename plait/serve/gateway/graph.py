@@ -38,14 +38,14 @@ class RoutingFailure(PlaitError):
 
 class Graph:
     def __init__(self, config: GatewayConfig, logger: logging.Logger,
-                 on_replica_change: Any = None):
+                 on_replica_change: Any = None, credentials: tuple = ()):
         self.config = config
         self.logger = logger
         self.targets: dict[str, DeploymentTarget] = {d.name: d for d in config.deployments}
         compression = compression_of(config.compression)
         self.deployments: dict[str, DeploymentConnections] = {
             d.name: DeploymentConnections(d.name, d.shards, compression, on_replica_change or (lambda r: None),
-                                          logger, config.retries)
+                                          logger, config.retries, credentials)
             for d in config.deployments}
         for target in config.deployments:
             for need in target.needs:

@@ -42,8 +42,9 @@ def return_big_buffers_to_the_os() -> None:
 
 class HttpServer:
     def __init__(self, core: GatewayCore, config: GatewayConfig, port: int, websocket: bool = False,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, token_check: Any = None):
         self.core = core
+        self.token_check = token_check  # plait.auth.TokenCheck, or None: no token needed
         self.config = config
         self.port = port
         self.websocket = websocket
@@ -70,7 +71,7 @@ class HttpServer:
         }
         options.update(cfg.uvicorn_kwargs or {})
         options['port'] = self.port  # the gateway's port list decides
-        app = build_app(self.core, cfg, websocket=self.websocket, logger=self.logger)
+        app = build_app(self.core, cfg, websocket=self.websocket, logger=self.logger, token_check=self.token_check)
         try:
             config = uvicorn.Config(app, **options)
         except TypeError as e:

@@ -108,7 +108,8 @@ _NO_FASTAPI_TELEMETRY = ({'telemetry': {'tracing': False, 'metrics': False, 'log
 
 
 def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
-              logger: logging.Logger | None = None) -> Any:
+              logger: logging.Logger | None = None, token_check: Any = None) -> Any:
+    """`token_check` (plait.auth.TokenCheck): every route but the probes needs a token."""
     from plait.serve.gateway.http_limits import BodyLimitMiddleware
 
     logger = logger or logging.getLogger('plait.gateway')
@@ -145,6 +146,10 @@ def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
             add_graphql_route(app, json_gateway)
     _add_route_errors(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    if token_check is not None:  # inside CORS: preflights pass, refusals carry CORS headers
+        from plait.auth import TokenMiddleware
+
+        app.add_middleware(TokenMiddleware, check=token_check, docs_public=config.public_docs)
     if config.cors:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -28,8 +28,9 @@ class Busy(PlaitError):
 
 
 class MuxStream:
-    def __init__(self, channel: Callable[[], grpc.aio.Channel]):
+    def __init__(self, channel: Callable[[], grpc.aio.Channel], metadata: tuple = ()):
         self._channel = channel
+        self._metadata = metadata or None  # sent once, when the stream opens
         self._outgoing: Optional[asyncio.Queue] = None
         self._pending: dict[str, asyncio.Future] = {}
         self._reader: Optional[asyncio.Task] = None
@@ -40,7 +41,7 @@ class MuxStream:
 
     def _open(self) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue()
-        call = self._channel().stream_stream(CALL_PATH)(self._requests(queue))
+        call = self._channel().stream_stream(CALL_PATH)(self._requests(queue), metadata=self._metadata)
         self._outgoing = queue
         self._reader = asyncio.ensure_future(self._read(call, queue))
         return queue

@@ -22,12 +22,16 @@ READINESS = 'readiness'
 
 
 class GatewayRuntime:
-    def __init__(self, config: GatewayConfig):
+    def __init__(self, config: GatewayConfig, tokens: tuple[str, ...] = (), executor_secret: Optional[str] = None):
+        """`tokens`: what callers must send (none: open); `executor_secret`: what this gateway
+        sends its executors."""
+        from plait import auth
+
         self.config = config
         self.logger = get_logger(f'{config.name}/rep-0')
         address = ', '.join(f'{p}://{config.host}:{port}' for p, port in zip(config.protocols, config.ports))
         self.lifecycle = Lifecycle(self.logger, address)
-        self.core = GatewayCore(config, self.logger)
+        self.core = GatewayCore(config, self.logger, credentials=auth.credentials_metadata(executor_secret))
         self.observer: Any = None
         observability = ObservabilityConfig.of(config)
         if observability.enabled:
@@ -35,6 +39,9 @@ class GatewayRuntime:
 
             self.observer = GatewayObserver(observability, config.name, self.logger)
             self.core.observe(self.observer)
+        self.token_check = auth.TokenCheck(tokens) if tokens else None
+        if tokens:
+            auth.warn_if_plaintext(config.host, bool(config.ssl_certfile), self.logger)
         self._stop = asyncio.Event()
         self._healths: list[Any] = []
         self._graph_ready = asyncio.Event()
@@ -59,7 +66,8 @@ class GatewayRuntime:
             if protocol == 'grpc':
                 grpc_gateway = GrpcGateway(self.core, cfg.prefetch)
                 server, health = await start_grpc_server(cfg.host, port, grpc_gateway.services(),
-                                                         cfg.ssl_certfile, cfg.ssl_keyfile)
+                                                         cfg.ssl_certfile, cfg.ssl_keyfile,
+                                                         interceptors=self._interceptors())
                 await health.set('', SERVING)  # liveness: the gateway process is up
                 await health.set(READINESS, SERVING if self.core.ready() else NOT_SERVING)
                 self._healths.append(health)
@@ -67,13 +75,21 @@ class GatewayRuntime:
             elif protocol in ('http', 'websocket'):
                 from plait.serve.gateway.http import HttpServer
 
-                http_server = HttpServer(self.core, cfg, port, websocket=(protocol == 'websocket'))
+                http_server = HttpServer(self.core, cfg, port, websocket=(protocol == 'websocket'),
+                                         token_check=self.token_check)
                 await http_server.start()
                 servers.append((protocol, http_server))
             else:
                 raise ValueError(f'unknown protocol {protocol!r}: use grpc, http or websocket')
             self.logger.debug('start server bound to %s:%s (%s)', cfg.host, port, protocol)
         return servers
+
+    def _interceptors(self) -> list[Any]:
+        if self.token_check is None:
+            return []
+        from plait.auth import grpc_interceptor
+
+        return [grpc_interceptor(self.token_check)]
 
     async def run(self, ready_fd: Optional[int] = None) -> int:
         loop = asyncio.get_running_loop()
@@ -143,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--ssl-certfile', default=None)
     parser.add_argument('--ssl-keyfile', default=None)
     parser.add_argument('--cors', action='store_true', default=None)
+    parser.add_argument('--auth-token-file', default=None, metavar='FILE',
+                        help='callers must send one of the tokens in FILE (one per line); '
+                             'also $PLAIT_AUTH_TOKEN, $PLAIT_AUTH_TOKEN_FILE')
+    parser.add_argument('--public-docs', action='store_true', default=None,
+                        help='/docs and /openapi.json answer without a token')
     return parser
 
 
@@ -154,7 +175,8 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
         config.protocols = [p.lower() for p in args.protocol]
     if args.port:
         config.ports = list(args.port)
-    for name in ('name', 'host', 'timeout_send', 'compression', 'prefetch', 'ssl_certfile', 'ssl_keyfile', 'cors'):
+    for name in ('name', 'host', 'timeout_send', 'compression', 'prefetch', 'ssl_certfile', 'ssl_keyfile', 'cors',
+                 'auth_token_file', 'public_docs'):
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)
@@ -166,14 +188,30 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
     return config
 
 
+def secrets_of(config: GatewayConfig) -> tuple[tuple[str, ...], Optional[str]]:
+    """The tokens callers must send and the secret for the executors, from the token file and
+    the environment; taken out of the environment once read."""
+    from plait import auth
+
+    try:
+        tokens = auth.load_tokens(None, config.auth_token_file)
+    except auth.AuthConfigError as e:
+        raise SystemExit(f'plait gateway: error: {e}') from None
+    secret = auth.executor_secret()
+    for name in auth.SECRET_ENVS:
+        os.environ.pop(name, None)
+    return tokens, secret
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    tokens, secret = secrets_of(config)
     ready_fd = os.environ.get('PLAIT_READY_FD')
     from plait.errors import RuntimeFailedToStart
 
     try:
-        return asyncio.run(GatewayRuntime(config).run(int(ready_fd) if ready_fd else None))
+        return asyncio.run(GatewayRuntime(config, tokens, secret).run(int(ready_fd) if ready_fd else None))
     except (RuntimeFailedToStart, ValueError) as e:
         get_logger(config.name).error('%s', e)
         return 1
