@@ -15,11 +15,9 @@ installed when there is one. Imports only the standard library at module level."
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import re
-import secrets
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 TOKEN_ENV = 'PLAIT_AUTH_TOKEN'
@@ -123,6 +121,8 @@ def as_env(tokens: Sequence[str]) -> str:
 
 def new_secret() -> str:
     """An internal secret for a gateway and its executors."""
+    import secrets
+
     return secrets.token_urlsafe(32)
 
 
@@ -251,8 +251,32 @@ async def _refuse_websocket(scope: dict[str, Any], receive: Any, send: Any) -> N
         await send({'type': 'websocket.close', 'code': 1008, 'reason': 'token required'})
 
 
+# -- logs ------------------------------------------------------------------------------------
+class RedactAuthorization(logging.Filter):
+    """Replaces the value of any `authorization` header in a log record (servers that log
+    request headers at DEBUG, such as uvicorn's WebSocket handshake)."""
+
+    _pattern = re.compile(r'(authorization[\'"]?\s*[:=,]\s*[\'"]?)[^\r\n\'"]+', re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if 'uthorization' in message or 'UTHORIZATION' in message:
+            record.msg, record.args = self._pattern.sub(r'\1[redacted]', message), ()
+        return True
+
+
+def redact_logs(*names: str) -> None:
+    """Install RedactAuthorization on the loggers `names` (once each)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactAuthorization) for f in logger.filters):
+            logger.addFilter(RedactAuthorization())
+
+
 # -- warnings ----------------------------------------------------------------------------------
 def is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host in ('localhost', ''):
         return host == 'localhost'
     try:

@@ -40,7 +40,8 @@ def _read_ca(path: str) -> bytes:
 class GrpcProbe:
     """Probes one gRPC server (executor or gateway) over a fresh channel."""
 
-    def __init__(self, target: Target, tls_ca: str | None = None) -> None:
+    def __init__(self, target: Target, tls_ca: str | None = None, token: str | None = None) -> None:
+        self._metadata = (('authorization', f'Bearer {token}'),) if token else None
         # A probe talks to the server directly, never through an http_proxy from the environment.
         options = [('grpc.enable_http_proxy', 0), ('grpc.enable_retries', 0)]
         if target.tls:
@@ -57,7 +58,7 @@ class GrpcProbe:
         """One unary call, bounded by what is left of the deadline."""
         rpc = self._channel.unary_unary(method, request_serializer=type(request).SerializeToString,
                                         response_deserializer=response_type.FromString)
-        return rpc(request, timeout=deadline.remaining())
+        return rpc(request, timeout=deadline.remaining(), metadata=self._metadata)
 
     def _failure(self, error: grpc.RpcError, deadline: Deadline) -> ProbeFailed:
         """A readable ProbeFailed for a failed call."""

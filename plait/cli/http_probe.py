@@ -19,7 +19,10 @@ NO_ANSWER = 'Error while getting response from http server'
 class HttpProbe:
     """Probes one HTTP(S) server; each request uses its own short-lived connection."""
 
-    def __init__(self, target: Target, tls_ca: str | None = None) -> None:
+    def __init__(self, target: Target, tls_ca: str | None = None, token: str | None = None) -> None:
+        self._headers = {'Accept': 'application/json'}
+        if token:
+            self._headers['Authorization'] = f'Bearer {token}'
         self._target = target
         self._tls_ca = tls_ca
 
@@ -43,7 +46,7 @@ class HttpProbe:
         """GET `path`; (status, body). Raise ProbeFailed when there is no answer in time."""
         connection = self._connection(deadline)
         try:
-            connection.request('GET', self._target.path + path, headers={'Accept': 'application/json'})
+            connection.request('GET', self._target.path + path, headers=self._headers)
             if connection.sock is not None:
                 connection.sock.settimeout(deadline.remaining())
             response = connection.getresponse()

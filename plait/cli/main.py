@@ -59,6 +59,10 @@ def _add_probe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--tls-ca', default=os.environ.get('PLAIT_TLS_CA'),
                         help='CA bundle (PEM) to verify a grpcs/https server, e.g. a self-signed one '
                              '(default: $PLAIT_TLS_CA, else the system CAs)')
+    parser.add_argument('--auth-token', default=None,
+                        help='token to send to a server that needs one (default: $PLAIT_AUTH_TOKEN)')
+    parser.add_argument('--auth-token-file', default=None, metavar='FILE',
+                        help='read the token from FILE (default: $PLAIT_AUTH_TOKEN_FILE)')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +113,16 @@ def _delegate(name: str, argv: list[str]) -> int:
     return int(function(argv) or 0)
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    """--auth-token, --auth-token-file, else the environment; a bad file exits with its reason."""
+    from plait.auth import AuthConfigError, client_token
+
+    try:
+        return client_token(args.auth_token, args.auth_token_file)
+    except AuthConfigError as e:
+        raise SystemExit(f'plait {args.command}: error: {e}') from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `plait` console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -125,19 +139,20 @@ def main(argv: list[str] | None = None) -> int:
         # Keep gRPC C-core's own log lines (e.g. TLS handshake details) out of probe output;
         # the failure is reported once, by the probe. Set before grpc is first imported.
         os.environ.setdefault('GRPC_VERBOSITY', 'ERROR')
+        token = _token(args) if args.command in ('ping', 'dryrun', 'status') else None
         if args.command == 'ping':
             from plait.cli.ping import ping
 
             return ping(args.kind, args.url, args.timeout, args.attempts, args.min_successful_attempts,
-                        args.tls_ca)
+                        args.tls_ca, token)
         if args.command == 'dryrun':
             from plait.cli.ping import dryrun
 
-            return dryrun(args.url, args.timeout, args.tls_ca)
+            return dryrun(args.url, args.timeout, args.tls_ca, token)
         if args.command == 'status':
             from plait.cli.status import status
 
-            return status(args.url, args.timeout, args.tls_ca)
+            return status(args.url, args.timeout, args.tls_ca, token)
         parser.print_help(sys.stderr)
         return 2
     except KeyboardInterrupt:

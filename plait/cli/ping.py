@@ -30,15 +30,15 @@ def get_logger() -> logging.Logger:
     return logger
 
 
-def probe_once(target: Target, kind: str, timeout_ms: int, tls_ca: str | None) -> None:
+def probe_once(target: Target, kind: str, timeout_ms: int, tls_ca: str | None, token: str | None = None) -> None:
     """One round: check `kind` at `target` within `timeout_ms`, or raise ProbeFailed."""
     deadline = Deadline(timeout_ms)
-    with open_probe(target, tls_ca) as probe:
+    with open_probe(target, tls_ca, token) as probe:
         probe.check(kind, deadline)
 
 
 def ping(kind: str, url: str, timeout_ms: int = 3000, attempts: int = 1, min_successful: int = 1,
-         tls_ca: str | None = None) -> int:
+         tls_ca: str | None = None, token: str | None = None) -> int:
     """Probe `attempts` times, 1 s apart; 0 if at least `min_successful` rounds succeeded, else 1."""
     logger = get_logger()
     try:
@@ -52,7 +52,7 @@ def ping(kind: str, url: str, timeout_ms: int = 3000, attempts: int = 1, min_suc
         logger.info('ping %s at %d round...', url, i)
         start = time.perf_counter()
         try:
-            probe_once(target, kind, timeout_ms, tls_ca)
+            probe_once(target, kind, timeout_ms, tls_ca, token)
             latencies.append(time.perf_counter() - start)
         except ProbeFailed as e:
             logger.error('%s', e)
@@ -69,7 +69,7 @@ def ping(kind: str, url: str, timeout_ms: int = 3000, attempts: int = 1, min_suc
     return 0 if len(latencies) >= min_successful else 1
 
 
-def dryrun(url: str, timeout_ms: int = 3000, tls_ca: str | None = None) -> int:
+def dryrun(url: str, timeout_ms: int = 3000, tls_ca: str | None = None, token: str | None = None) -> int:
     """Send one dry run through the Flow at `url`; print `dry run successful` (0) or the error (1)."""
     try:
         target = parse_url(url)
@@ -77,7 +77,7 @@ def dryrun(url: str, timeout_ms: int = 3000, tls_ca: str | None = None) -> int:
         print(f'plait dryrun: {e}', file=sys.stderr)
         return 2
     try:
-        with open_probe(target, tls_ca) as probe:
+        with open_probe(target, tls_ca, token) as probe:
             ok, description = probe.dry_run(Deadline(timeout_ms))
     except ProbeFailed as e:
         ok, description = False, str(e)

@@ -7,7 +7,7 @@ import sys
 from plait.cli.target import Deadline, ProbeFailed, open_probe, parse_url
 
 
-def status(url: str, timeout_ms: int = 3000, tls_ca: str | None = None) -> int:
+def status(url: str, timeout_ms: int = 3000, tls_ca: str | None = None, token: str | None = None) -> int:
     """Print the `jina` and `envs` maps of the server at `url`; 0, or 1 if it did not answer."""
     try:
         target = parse_url(url)
@@ -15,7 +15,7 @@ def status(url: str, timeout_ms: int = 3000, tls_ca: str | None = None) -> int:
         print(f'plait status: {e}', file=sys.stderr)
         return 2
     try:
-        with open_probe(target, tls_ca) as probe:
+        with open_probe(target, tls_ca, token) as probe:
             info = probe.status(Deadline(timeout_ms))
     except ProbeFailed as e:
         print(f'plait status: {e}', file=sys.stderr)

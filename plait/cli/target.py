@@ -89,7 +89,7 @@ class Probe(Protocol):
     def close(self) -> None: ...
 
 
-def probe_class(target: Target) -> Callable[[Target, str | None], Probe]:
+def probe_class(target: Target) -> Callable[[Target, str | None, str | None], Probe]:
     """The probe class for `target`'s protocol, importing only that protocol's modules."""
     if target.http:
         from plait.cli.http_probe import HttpProbe
@@ -101,9 +101,9 @@ def probe_class(target: Target) -> Callable[[Target, str | None], Probe]:
 
 
 @contextmanager
-def open_probe(target: Target, tls_ca: str | None = None) -> Iterator[Probe]:
-    """A gRPC or HTTP probe for `target`, closed on exit."""
-    probe = probe_class(target)(target, tls_ca)
+def open_probe(target: Target, tls_ca: str | None = None, token: str | None = None) -> Iterator[Probe]:
+    """A gRPC or HTTP probe for `target` (sending `token` if given), closed on exit."""
+    probe = probe_class(target)(target, tls_ca, token)
     try:
         yield probe
     finally:

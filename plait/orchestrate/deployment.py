@@ -203,7 +203,7 @@ class Deployment(Orchestration):
         index = shard_id * self.replicas + replica_id
         return replace(self.worker, uses=uses, uses_with=self.uses_with if is_yaml else self.spec.uses_with,
                        uses_metas=self.uses_metas if is_yaml else self.spec.metas, port=port,
-                       replica_id=replica_id, shard_id=shard_id,
+                       replica_id=replica_id, shard_id=shard_id, host=self._worker_host,
                        port_monitoring=self._monitoring_ports[index] if self._monitoring_ports else None)
 
     def worker_processes(self) -> list[ServiceProcess]:
@@ -213,7 +213,6 @@ class Deployment(Orchestration):
             for replica_id, port in enumerate(ports):
                 config = self.worker_config(shard_id, replica_id, port, uses)
                 label = f'{self.name}/rep-{replica_id}' + (f'/shard-{shard_id}' if self.shards > 1 else '')
-                config = replace(config, host=self._worker_host)
                 processes.append(ServiceProcess(label, WORKER_MODULE, ['--config-json', _config_json(config)],
                                                 env=self._worker_env(), echo=not self.quiet))
         return processes

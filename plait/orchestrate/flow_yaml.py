@@ -31,6 +31,9 @@ def flow_from_yaml(source: str, **overrides: Any) -> Any:
     if unknown:
         raise BadConfig(f'{source}: unknown top-level key(s) {sorted(unknown)}; expected {sorted(_TOP_KEYS)}')
     options = dict(doc.get('with') or {})
+    if 'auth_token' in options and options['auth_token'] is None:  # e.g. ${{ ENV.X }} with X unset
+        raise BadConfig(f'{source}: auth_token: empty; set the variable it names, or remove the key '
+                        f'to serve without a token')
     options.update(overrides)
     flow = Flow(**options)
     executors = doc.get('executors') or []

@@ -76,6 +76,10 @@ class HttpServer:
             config = uvicorn.Config(app, **options)
         except TypeError as e:
             raise RuntimeFailedToStart(f'uvicorn_kwargs: {e}') from None
+        from plait.auth import redact_logs
+
+        # uvicorn (also as the logger of websockets' handshakes) shows request headers at DEBUG
+        redact_logs('uvicorn', 'uvicorn.error', 'uvicorn.access', 'websockets', 'websockets.server')
         try:
             config.load()
         except (OSError, ValueError) as e:  # unreadable or mismatched TLS files, bad options
