@@ -256,7 +256,7 @@ class RedactAuthorization(logging.Filter):
     """Replaces the value of any `authorization` header in a log record (servers that log
     request headers at DEBUG, such as uvicorn's WebSocket handshake)."""
 
-    _pattern = re.compile(r'(authorization[\'"]?\s*[:=,]\s*[\'"]?)[^\r\n\'"]+', re.IGNORECASE)
+    _pattern = re.compile(r'(authorization[\'"]?\s*[:=,]\s*(?:b(?=[\'"]))?[\'"]?)[^\r\n\'"]+', re.IGNORECASE)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -21,9 +21,12 @@ TESTS = Path(__file__).resolve().parent
 GRPCURL = str(Path(sys.executable).parent / 'grpcurl')
 
 
-def grpcurl(address: str, method: str, data: dict | None = None, timeout: float = 15) -> subprocess.CompletedProcess:
-    """`grpcurl -plaintext [-d DATA] ADDRESS METHOD`, as the seeds run it."""
+def grpcurl(address: str, method: str, data: dict | None = None, timeout: float = 15,
+            headers: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`grpcurl -plaintext [-H HEADER...] [-d DATA] ADDRESS METHOD`, as the seeds run it."""
     args = [GRPCURL, '-plaintext']
+    for header in headers:
+        args += ['-H', header]
     if data is not None:
         args += ['-d', json.dumps(data)]
     args += [address, method]

@@ -7,6 +7,7 @@ probes send tokens; nothing prints a token, even at DEBUG."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import json
 import subprocess
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from flow_helpers import GRPCURL, run_script
+from flow_helpers import grpcurl, run_script
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_http_gateway import curl
 from test_websocket_gateway import WEBSOCAT
@@ -144,13 +145,8 @@ def test_the_flow_posts_with_its_own_token(flow: Flow) -> None:
 
 
 # -- grpcurl ----------------------------------------------------------------------------------
-def _grpcurl(address: str, method: str, *headers: str, data: str | None = None) -> subprocess.CompletedProcess:
-    args = [GRPCURL, '-plaintext']
-    for header in headers:
-        args += ['-H', header]
-    if data is not None:
-        args += ['-d', data]
-    return subprocess.run([*args, address, method], capture_output=True, text=True, timeout=20, check=False)
+def _grpcurl(address: str, method: str, *headers: str, data: dict | None = None) -> subprocess.CompletedProcess:
+    return grpcurl(address, method, data, headers=headers)
 
 
 def test_grpcurl(flow: Flow) -> None:
@@ -163,11 +159,11 @@ def test_grpcurl(flow: Flow) -> None:
         done = _grpcurl(address, method, f'authorization: Bearer {OLD}')
         assert done.returncode == 0, done.stderr
     done = _grpcurl(address, 'jina.JinaSingleDataRequestRPC/process_single_data', f'authorization: Bearer {NEW}',
-                    data=json.dumps({'header': {'exec_endpoint': '/'}, 'data': {'docs': {}}}))
+                    data={'header': {'exec_endpoint': '/'}, 'data': {'docs': {}}})
     assert done.returncode == 0, done.stderr
     # probes answer without a token
     assert json.loads(_grpcurl(address, 'grpc.health.v1.Health/Check').stdout)['status'] == 'SERVING'
-    done = _grpcurl(address, 'grpc.health.v1.Health/Check', data='{"service": "readiness"}')
+    done = _grpcurl(address, 'grpc.health.v1.Health/Check', data={'service': 'readiness'})
     assert json.loads(done.stdout)['status'] == 'SERVING'
 
 
@@ -347,3 +343,13 @@ def test_tls_with_tokens_on_every_protocol(tmp_path: Path) -> None:
             with Client(host='localhost', port=port, protocol=protocol, tls=True, **options) as c:
                 with pytest.raises(Unauthenticated):
                     c.post('/')
+
+
+def test_log_filter_redacts_authorization_values(caplog: pytest.LogCaptureFixture) -> None:
+    auth.redact_logs('plait-test-redact')
+    logger = logging.getLogger('plait-test-redact')
+    with caplog.at_level(logging.DEBUG, logger='plait-test-redact'):
+        logger.debug('< %s', f'Authorization: Bearer {OLD}')
+        logger.debug('headers %r', {'authorization': f'bearer {OLD}', 'x': 1})
+        logger.debug('headers %r', [(b'authorization', f'Bearer {OLD}'.encode())])
+    assert OLD not in caplog.text and caplog.text.count('[redacted]') == 3

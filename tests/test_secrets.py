@@ -23,11 +23,21 @@ PLAIN = {'PLAIT_REGION': 'eu-west-7'}
 FOREIGN = {'AWS_SECRET_ACCESS_KEY': 'aws-5e1d-never-shown'}
 
 
+# executors of a Flow answer only their gateway, which sends them the Flow's secret (plait.auth)
+EXECUTOR_SECRET = 'flow-secret-2b81-never-shown'
+TOKENS = {'gateway': None, 'executor': EXECUTOR_SECRET}
+
+
 @pytest.fixture(scope='module')
 def addresses() -> Iterator[dict[str, str]]:
-    with Flow(quiet=True, protocol=['grpc', 'http'], env={**SECRETS, **PLAIN, **FOREIGN}).add() as f:
-        yield {'gateway': f'127.0.0.1:{f.ports[0]}', 'http': f'127.0.0.1:{f.ports[1]}',
-               'executor': f'127.0.0.1:{f.deployments["executor0"].worker_ports[0][0]}'}
+    mp = pytest.MonkeyPatch()
+    mp.setenv('PLAIT_EXECUTOR_SECRET', EXECUTOR_SECRET)
+    try:
+        with Flow(quiet=True, protocol=['grpc', 'http'], env={**SECRETS, **PLAIN, **FOREIGN}).add() as f:
+            yield {'gateway': f'127.0.0.1:{f.ports[0]}', 'http': f'127.0.0.1:{f.ports[1]}',
+                   'executor': f'127.0.0.1:{f.deployments["executor0"].worker_ports[0][0]}'}
+    finally:
+        mp.undo()
 
 
 def _check(envs: dict[str, str], raw: str) -> None:
@@ -35,12 +45,15 @@ def _check(envs: dict[str, str], raw: str) -> None:
         assert envs[name] == '(set, redacted)', (name, envs.get(name))
         assert value not in raw
     assert envs['PLAIT_REGION'] == 'eu-west-7'
+    assert EXECUTOR_SECRET not in raw
     assert 'AWS_SECRET_ACCESS_KEY' not in envs and FOREIGN['AWS_SECRET_ACCESS_KEY'] not in raw
 
 
 @pytest.mark.parametrize('target', ['gateway', 'executor'])
 def test_status_over_grpcurl_redacts_secrets(addresses: dict[str, str], target: str) -> None:
-    done = grpcurl(addresses[target], 'jina.JinaInfoRPC/_status')
+    token = TOKENS[target]
+    done = grpcurl(addresses[target], 'jina.JinaInfoRPC/_status',
+                   headers=(f'authorization: Bearer {token}',) if token else ())
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info['jina']['plait']
@@ -50,7 +63,7 @@ def test_status_over_grpcurl_redacts_secrets(addresses: dict[str, str], target: 
 @pytest.mark.parametrize('target', ['gateway', 'executor'])
 def test_status_through_the_client_redacts_secrets(addresses: dict[str, str], target: str) -> None:
     host, port = addresses[target].rsplit(':', 1)
-    with Client(host=host, port=int(port)) as client:
+    with Client(host=host, port=int(port), auth_token=TOKENS[target]) as client:
         info = client.status()
     _check(info['envs'], json.dumps(info))
 
