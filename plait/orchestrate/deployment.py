@@ -31,6 +31,10 @@ def _config_json(config: WorkerConfig) -> str:
                         f'JSON-serialisable (they are sent to another process): {e}') from None
 
 
+# gateway options a lone replica honours itself (it checks callers' tokens)
+_REPLICA_HONOURS = ('auth_token_file',)
+
+
 def auth_tokens(option: Union[str, list[str], None], token_file: Optional[str]) -> tuple[str, ...]:
     """The tokens callers must send: `auth_token`, `auth_token_file`, else the environment."""
     try:
@@ -188,7 +192,8 @@ class Deployment(Orchestration):
 
         defaults = GatewayConfig()
         return self.protocols != ['grpc'] or self.when is not None or any(
-            getattr(defaults, k) != v for k, v in self.gateway_options.items() if k not in WORKER_OPTIONS)
+            getattr(defaults, k) != v for k, v in self.gateway_options.items()
+            if k not in WORKER_OPTIONS and k not in _REPLICA_HONOURS)
 
     # -- what to run -------------------------------------------------------------------------
     def _uses_arg(self) -> str:
