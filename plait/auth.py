@@ -152,6 +152,11 @@ class TokenCheck:
     def __repr__(self) -> str:  # never shows the tokens
         return f'TokenCheck({len(self._tokens)} token(s))'
 
+    def replace(self, tokens: Sequence[str]) -> None:
+        """Accept `tokens` from now on (a rotation read from the token file)."""
+        if tokens:
+            self._tokens = [t.encode() for t in tokens]
+
     def accepts(self, authorization: Union[str, bytes, None]) -> bool:
         if not authorization:
             return False
@@ -163,6 +168,34 @@ class TokenCheck:
         for known in self._tokens:
             found |= hmac.compare_digest(known, token)
         return found and scheme.lower() == SCHEME.encode()
+
+
+def token_file_in_use(token_file: Optional[str], env: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The file `load_tokens(None, token_file)` reads, if it reads one."""
+    env = os.environ if env is None else env
+    if token_file:
+        return token_file
+    return None if env.get(TOKEN_ENV, '').strip() else env.get(TOKEN_FILE_ENV) or None
+
+
+async def follow_token_file(path: str, check: TokenCheck, logger: logging.Logger, interval: float = 2.0) -> None:
+    """Re-read `path` every `interval` s and accept what it holds then (a Kubernetes Secret
+    mounted as a file is updated in place when rotated). An unreadable or empty file keeps
+    the tokens accepted so far."""
+    import asyncio
+
+    last = read_token_file(path)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            tokens = read_token_file(path)
+        except AuthConfigError as e:
+            logger.warning('keeping the tokens accepted so far: %s', e)
+            continue
+        if tokens != last:
+            check.replace(tokens)
+            last = tokens
+            logger.info('accepting %d token(s) read anew from %s', len(tokens), path)
 
 
 # -- gRPC -------------------------------------------------------------------------------------

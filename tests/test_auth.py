@@ -353,3 +353,64 @@ def test_log_filter_redacts_authorization_values(caplog: pytest.LogCaptureFixtur
         logger.debug('headers %r', {'authorization': f'bearer {OLD}', 'x': 1})
         logger.debug('headers %r', [(b'authorization', f'Bearer {OLD}'.encode())])
     assert OLD not in caplog.text and caplog.text.count('[redacted]') == 3
+
+
+def test_a_rotated_token_file_is_followed(tmp_path: Path) -> None:
+    from flow_helpers import wait_until
+
+    token_file = tmp_path / 'token'
+    token_file.write_text(OLD + '\n')
+    with Flow(protocol='http', auth_token_file=str(token_file), quiet=True).add() as f:
+        def works(token: str) -> bool:
+            with Client(port=f.port, protocol='http', auth_token=token) as client:
+                return client.dry_run()
+
+        assert works(OLD) and not works(NEW)
+        token_file.write_text(f'{NEW}\n{OLD}\n')  # rotation: both while clients move over
+        assert wait_until(lambda: works(NEW), timeout=20, interval=0.2) is not None
+        assert works(OLD)
+        token_file.write_text(NEW + '\n')
+        assert wait_until(lambda: not works(OLD), timeout=20, interval=0.2) is not None
+        token_file.write_text('\n')  # emptied by mistake: the tokens accepted so far stay
+        assert works(NEW)
+
+
+# -- Kubernetes and docker-compose exports reference Secrets ----------------------------------
+def test_exports_reference_secrets_and_hold_no_token(tmp_path: Path) -> None:
+    import kubernetes_validate
+    import yaml
+
+    f = Flow(protocol=['grpc', 'http'], auth_token=OLD, auth_token_file=None).add(replicas=2).add(name='b')
+    k8s = tmp_path / 'k8s'
+    f.to_kubernetes_yaml(str(k8s))
+    files = [p for p in k8s.rglob('*') if p.is_file()]
+    assert all(OLD not in p.read_text(errors='replace') for p in files)
+    manifests = [d for p in sorted(k8s.rglob('*.yml')) if 'plait-app' not in p.parts
+                 for d in yaml.safe_load_all(p.read_text()) if d]
+    version = kubernetes_validate.latest_version()
+    containers = {}
+    for document in manifests:
+        kubernetes_validate.validate(document, version, strict=True)
+        if document['kind'] == 'Deployment':
+            spec = document['spec']['template']['spec']
+            containers[document['metadata']['name']] = (spec['containers'][0], spec.get('volumes'))
+    for name, (container, _) in containers.items():
+        env = {e['name']: e for e in container['env']}
+        assert env[auth.EXECUTOR_SECRET_ENV]['valueFrom']['secretKeyRef'] == {
+            'name': 'plait-flow-executor-secret', 'key': 'secret'}, name
+    gateway, volumes = containers['gateway']
+    assert {e['name']: e.get('value') for e in gateway['env']}[auth.TOKEN_FILE_ENV] == '/var/run/secrets/plait/token'
+    assert volumes == [{'name': 'auth-token', 'secret': {'secretName': 'plait-flow-auth-token'}}]
+    assert 'auth-token' not in json.dumps(containers['executor0'])
+    readme = (k8s / 'README.md').read_text()
+    assert 'kubectl create secret generic plait-flow-auth-token' in readme
+    assert 'kubectl create secret generic plait-flow-executor-secret' in readme
+
+    compose = tmp_path / 'compose' / 'docker-compose.yml'
+    f.to_docker_compose_yaml(str(compose))
+    text = compose.read_text()
+    assert OLD not in text
+    services = yaml.safe_load(text)['services']
+    assert services['gateway']['environment'][auth.TOKEN_ENV].startswith('${PLAIT_AUTH_TOKEN:?')
+    for name, service in services.items():
+        assert service['environment'][auth.EXECUTOR_SECRET_ENV].startswith('${PLAIT_EXECUTOR_SECRET:?'), name

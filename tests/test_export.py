@@ -171,7 +171,10 @@ def test_gateway_options_travel_with_the_gateway(tmp_path):
         '--protocol', 'grpc', 'http', '--port', '8000', '8001']
     assert flag(args, '--timeout-send') == '5000' and '--cors' in args
     assert json.loads(flag(args, '--config-json')) == {'retries': 2}
-    assert container_of(deployments['tag'])['env'] == [{'name': 'MY_VAR', 'value': '1'}]
+    assert container_of(deployments['tag'])['env'] == [  # and the secret its gateway shares, by reference
+        {'name': 'MY_VAR', 'value': '1'},
+        {'name': 'PLAIT_EXECUTOR_SECRET',
+         'valueFrom': {'secretKeyRef': {'name': 'plait-flow-executor-secret', 'key': 'secret'}}}]
 
 
 def test_the_image_context_holds_the_users_code(tmp_path):

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from plait.orchestrate.export.dockerfile import installed_notes, write_build_context
 from plait.orchestrate.export.render import yaml_text
-from plait.orchestrate.export.topology import Service, Topology, build_topology
+from plait.orchestrate.export.topology import AUTH_TOKEN, EXECUTOR_SECRET, Service, Topology, build_topology
 
 HEALTH_INTERVAL = '5s'
 
@@ -19,6 +19,19 @@ def compose_topology(flow: Any, image: Optional[str] = None) -> Topology:
     return build_topology(flow, 'compose', lambda name, port: f'{name}:{port}', image)
 
 
+def _secret_env(service: Service) -> dict[str, str]:
+    """Secrets come from the shell (or an .env file) of `docker compose up`, never from this file;
+    compose refuses to start when one is unset."""
+    from plait.auth import EXECUTOR_SECRET_ENV, TOKEN_ENV
+
+    env = {}
+    if EXECUTOR_SECRET in service.secrets:
+        env[EXECUTOR_SECRET_ENV] = f'${{{EXECUTOR_SECRET_ENV}:?set {EXECUTOR_SECRET_ENV} to a long random string}}'
+    if AUTH_TOKEN in service.secrets:
+        env[TOKEN_ENV] = f'${{{TOKEN_ENV}:?set {TOKEN_ENV} to the token callers must send}}'
+    return env
+
+
 def _service(topology: Topology, service: Service, network_name: Optional[str]) -> dict[str, Any]:
     entry: dict[str, Any] = {
         'image': topology.image,
@@ -26,8 +39,9 @@ def _service(topology: Topology, service: Service, network_name: Optional[str]) 
         'entrypoint': ['plait'],
         'command': list(service.args),
     }
-    if service.env:
-        entry['environment'] = dict(sorted(service.env.items()))
+    environment = {**dict(sorted(service.env.items())), **_secret_env(service)}
+    if environment:
+        entry['environment'] = environment
     if service.role == 'gateway':
         entry['ports'] = [f'{p.number}:{p.number}' for p in service.ports]
     else:
@@ -59,6 +73,8 @@ _HEADER = '''# Written by `plait export docker-compose`. Start it with:  docker 
 # Every service runs the image built from the Dockerfile beside this file: `plait executor ...` for
 # each executor replica, `plait gateway ...` for the gateway. Your Executors' modules were copied
 # into plait-app/ ({copied}); copy other local modules they import there too.
+# Secrets are read from the environment of `docker compose up` (or an .env file), never written here:
+#   export PLAIT_EXECUTOR_SECRET="$(openssl rand -base64 32)"{token_line}
 '''
 
 
@@ -68,7 +84,9 @@ def export_docker_compose(flow: Any, output_path: str, network_name: Optional[st
     topology = compose_topology(flow, image)
     folder = os.path.dirname(output_path) or '.'
     written = write_build_context(folder, topology)
-    header = _HEADER.format(file=os.path.basename(output_path),
+    token_line = ('\n#   export PLAIT_AUTH_TOKEN=...   (what callers must send)'
+                  if AUTH_TOKEN in topology.secrets else '')
+    header = _HEADER.format(file=os.path.basename(output_path), token_line=token_line,
                             copied=', '.join(sorted(topology.sources)) or 'none were needed')
     header += ''.join(f'# Note: {line}.\n' for line in installed_notes(topology))
     with open(output_path, 'w', encoding='utf-8') as f:

@@ -14,8 +14,9 @@ from typing import Any, Optional
 from plait.orchestrate.export.dockerfile import installed_notes, write_build_context
 from plait.orchestrate.export.render import yaml_text
 from plait.orchestrate.export.sources import APP_DIR
-from plait.orchestrate.export.topology import (MONITORING_PORT, PRESTOP_SECONDS, Health, Port, Service, Topology,
-                                              build_topology, dns_label)
+from plait.orchestrate.export.topology import (AUTH_TOKEN, EXECUTOR_SECRET, MONITORING_PORT, PRESTOP_SECONDS,
+                                              SECRET_KEYS, Health, Port, Service, Topology, build_topology,
+                                              dns_label)
 
 # Requests only (no limits, which would throttle or OOM-kill): an idle plait process holds ~70 MB;
 # raise the executors' memory to what your models need.
@@ -25,6 +26,7 @@ STARTUP_PERIOD = 2  # seconds between startup probes
 # Inert without a service mesh; with linkerd, spreads the gateway's gRPC calls over all the
 # replicas behind a Service (plain kube-proxy balances connections, not requests).
 POD_ANNOTATIONS = {'linkerd.io/inject': 'enabled'}
+TOKEN_DIR = '/var/run/secrets/plait'  # where the gateway's token Secret is mounted (updates reach it)
 
 
 def _labels(topology: Topology, service: Service) -> dict[str, str]:
@@ -99,6 +101,26 @@ def pod_monitor(topology: Topology, namespace: Optional[str]) -> Optional[dict[s
     return monitor
 
 
+def _secret_env(topology: Topology, service: Service) -> list[dict[str, Any]]:
+    """Secrets reach a container by reference: the executors' secret as a variable, the token as
+    a mounted file (so a rotated Secret reaches the gateway without a restart)."""
+    from plait.auth import EXECUTOR_SECRET_ENV, TOKEN_FILE_ENV
+
+    env: list[dict[str, Any]] = []
+    if EXECUTOR_SECRET in service.secrets:
+        env.append({'name': EXECUTOR_SECRET_ENV, 'valueFrom': {'secretKeyRef': {
+            'name': topology.secret_name(EXECUTOR_SECRET), 'key': SECRET_KEYS[EXECUTOR_SECRET]}}})
+    if AUTH_TOKEN in service.secrets:
+        env.append({'name': TOKEN_FILE_ENV, 'value': f'{TOKEN_DIR}/{SECRET_KEYS[AUTH_TOKEN]}'})
+    return env
+
+
+def _secret_volumes(topology: Topology, service: Service) -> dict[str, Any]:
+    if AUTH_TOKEN not in service.secrets:
+        return {}
+    return {'volumes': [{'name': AUTH_TOKEN, 'secret': {'secretName': topology.secret_name(AUTH_TOKEN)}}]}
+
+
 def deployment_manifest(topology: Topology, service: Service, namespace: Optional[str]) -> dict[str, Any]:
     labels = _labels(topology, service)
     container: dict[str, Any] = {
@@ -109,8 +131,11 @@ def deployment_manifest(topology: Topology, service: Service, namespace: Optiona
         'args': list(service.args),
         'ports': [{'name': p.name, 'containerPort': p.number, 'protocol': 'TCP'} for p in _all_ports(service)],
     }
-    if service.env:
-        container['env'] = [{'name': k, 'value': v} for k, v in sorted(service.env.items())]
+    env = [{'name': k, 'value': v} for k, v in sorted(service.env.items())] + _secret_env(topology, service)
+    if env:
+        container['env'] = env
+    if AUTH_TOKEN in service.secrets:
+        container['volumeMounts'] = [{'name': AUTH_TOKEN, 'mountPath': TOKEN_DIR, 'readOnly': True}]
     container['resources'] = EXECUTOR_RESOURCES if service.role == 'executor' else GATEWAY_RESOURCES
     container.update(_probes(service))
     # keep serving while the pod leaves the Service's endpoints, then drain on SIGTERM
@@ -126,7 +151,7 @@ def deployment_manifest(topology: Topology, service: Service, namespace: Optiona
             'template': {
                 'metadata': {'labels': labels, 'annotations': _pod_annotations(service)},
                 'spec': {'terminationGracePeriodSeconds': service.termination_seconds,
-                         'containers': [container]},
+                         'containers': [container], **_secret_volumes(topology, service)},
             },
         },
     }
@@ -177,7 +202,7 @@ Written by `plait export kubernetes`.
 {table}
 | Dockerfile, {app}/ | the image every container runs (`plait executor ...` / `plait gateway ...`) |
 
-1. Build the image and make it pullable by the cluster (push it, or load it into kind/minikube):
+{secrets_step}1. Build the image and make it pullable by the cluster (push it, or load it into kind/minikube):
 
        docker build -t {image} .
 
@@ -209,6 +234,25 @@ standard Prometheus scrape configuration reads. With the Prometheus Operator, ap
 '''
 
 
+_SECRETS = {
+    EXECUTOR_SECRET: ('the secret the gateway and its executors share (executors refuse other callers)',
+                      '--from-literal={key}="$(openssl rand -base64 32)"'),
+    AUTH_TOKEN: ('the token callers must send (`authorization: Bearer <token>`; one per line to accept '
+                 'several while rotating)', '--from-file={key}=./token.txt'),
+}
+
+
+def _secrets_step(topology: Topology, ns_flag: str) -> str:
+    """README step 0: create the Secrets the manifests reference (the export holds no secret)."""
+    lines = ['0. Create the Secrets the manifests reference (the export holds no secret value):\n']
+    for kind in topology.secrets:
+        what, source = _SECRETS[kind]
+        lines.append(f'   - `{topology.secret_name(kind)}`: {what}:\n\n'
+                     f'         kubectl {ns_flag}create secret generic {topology.secret_name(kind)} '
+                     f'{source.format(key=SECRET_KEYS[kind])}\n')
+    return '\n'.join(lines) + '\n' if topology.secrets else ''
+
+
 def _readme(topology: Topology, files: list[str], k8s_namespace: Optional[str]) -> str:
     folders = sorted({os.path.dirname(f) for f in files})
     table = '\n'.join(f'| {folder}/ | {"the gateway" if folder == "gateway" else "executor " + folder} |'
@@ -216,6 +260,7 @@ def _readme(topology: Topology, files: list[str], k8s_namespace: Optional[str]) 
     notes = ''.join(f'\n   Note: {line}.' for line in installed_notes(topology))
     ns_flag = f'-n {k8s_namespace} ' if k8s_namespace else ''
     return _README.format(
+        secrets_step=_secrets_step(topology, ns_flag),
         flow=topology.flow_name, table=table, app=APP_DIR, image=topology.image,
         copied=', '.join(sorted(topology.sources)) or 'none were needed', notes=notes,
         namespace_step=(f'Create the namespace: `kubectl create namespace {k8s_namespace}`. '

@@ -26,8 +26,13 @@ _GATEWAY_FLAGS = {'timeout_send': '--timeout-send', 'compression': '--compressio
                   'ssl_certfile': '--ssl-certfile', 'ssl_keyfile': '--ssl-keyfile'}
 # worker fields every executor command shows, even at their defaults
 _EXECUTOR_ALWAYS = ('uses', 'name', 'host', 'port', 'replica_id', 'shard_id', 'replicas', 'shards', 'grace')
-# gateway fields the command line sets from the container's own layout
-_GATEWAY_LAYOUT = ('name', 'host', 'protocols', 'ports', 'deployments', 'cors')
+# gateway fields the command line sets from the container's own layout (a token file is mounted
+# from a Secret at a path of the container's own)
+_GATEWAY_LAYOUT = ('name', 'host', 'protocols', 'ports', 'deployments', 'cors', 'auth_token_file')
+# secrets an exported Flow references, what each is, and the key its value is under
+EXECUTOR_SECRET = 'executor-secret'   # shared by the gateway and its executors (plait.auth)
+AUTH_TOKEN = 'auth-token'             # what callers must send to the gateway
+SECRET_KEYS = {EXECUTOR_SECRET: 'secret', AUTH_TOKEN: 'token'}
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Service:
     startup_seconds: float         # how long it may take to become ready (timeout_ready)
     needs: list[str] = field(default_factory=list)  # services that must be healthy first
     monitoring_port: Optional[int] = None  # Prometheus metrics (monitoring=True)
+    secrets: tuple[str, ...] = ()  # which of SECRETS it is given (by reference, never by value)
 
     @property
     def termination_seconds(self) -> int:
@@ -87,6 +93,15 @@ class Topology:
     services: list[Service]
     sources: dict[str, str]        # module name -> file or package folder to copy into the image
     installed: dict[str, str]      # module name -> where it is installed here (the image must install it)
+
+    def secret_name(self, kind: str) -> str:
+        """The name of the Secret holding `kind` (EXECUTOR_SECRET or AUTH_TOKEN)."""
+        return f'{self.flow_name}-{kind}'
+
+    @property
+    def secrets(self) -> list[str]:
+        """The kinds of secret some service of this Flow references."""
+        return [kind for kind in SECRET_KEYS if any(kind in s.secrets for s in self.services)]
 
     @property
     def executors(self) -> list[Service]:
@@ -146,7 +161,8 @@ def _executor_services(deployment: Any, base: str, mode: Mode) -> list[list[Serv
                 health=Health('grpc', EXECUTOR_PORT, live='', ready='', ping_kind='executor'),
                 env=dict(deployment.env), replicas=deployment.replicas if mode == 'kubernetes' else 1,
                 grace=float(deployment.grace), startup_seconds=_startup_seconds(deployment.timeout_ready),
-                monitoring_port=MONITORING_PORT if deployment.worker.monitoring else None))
+                monitoring_port=MONITORING_PORT if deployment.worker.monitoring else None,
+                secrets=(EXECUTOR_SECRET,)))
         shards.append(row)
     return shards
 
@@ -235,7 +251,8 @@ def build_topology(flow: Any, mode: Mode, address: Callable[[str, int], str],
         name='gateway', role='gateway', deployment='gateway', args=_gateway_args(flow, ports, targets),
         ports=ports, health=_gateway_health(ports, config), env={k: str(v) for k, v in flow.env.items()},
         replicas=1, grace=float(config.grace), startup_seconds=_startup_seconds(flow.timeout_ready),
-        needs=[s.name for s in services], monitoring_port=MONITORING_PORT if config.monitoring else None))
+        needs=[s.name for s in services], monitoring_port=MONITORING_PORT if config.monitoring else None,
+        secrets=(EXECUTOR_SECRET,) + ((AUTH_TOKEN,) if flow.auth_tokens else ())))
     sources, installed = collect_sources(flow)
     name = dns_label(str(flow._init_args.get('name') or 'plait-flow'))
     return Topology(flow_name=name, image=image or DEFAULT_IMAGE, services=services, sources=sources,

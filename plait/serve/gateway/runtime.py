@@ -22,9 +22,10 @@ READINESS = 'readiness'
 
 
 class GatewayRuntime:
-    def __init__(self, config: GatewayConfig, tokens: tuple[str, ...] = (), executor_secret: Optional[str] = None):
-        """`tokens`: what callers must send (none: open); `executor_secret`: what this gateway
-        sends its executors."""
+    def __init__(self, config: GatewayConfig, tokens: tuple[str, ...] = (), executor_secret: Optional[str] = None,
+                 token_file: Optional[str] = None):
+        """`tokens`: what callers must send (none: open), read anew from `token_file` when it
+        changes; `executor_secret`: what this gateway sends its executors."""
         from plait import auth
 
         self.config = config
@@ -40,6 +41,7 @@ class GatewayRuntime:
             self.observer = GatewayObserver(observability, config.name, self.logger)
             self.core.observe(self.observer)
         self.token_check = auth.TokenCheck(tokens) if tokens else None
+        self._token_file = token_file if tokens else None
         if tokens:
             auth.warn_if_plaintext(config.host, bool(config.ssl_certfile), self.logger)
         self._stop = asyncio.Event()
@@ -101,6 +103,11 @@ class GatewayRuntime:
         if self.observer is not None:
             self.observer.serve_metrics(self.config.host, self.core.replica_states)
         watch_parent = asyncio.ensure_future(exit_when_parent_dies(self._stop))
+        if self._token_file and self.token_check is not None:
+            from plait.auth import follow_token_file
+
+            follow = asyncio.ensure_future(follow_token_file(self._token_file, self.token_check, self.logger))
+            watch_parent.add_done_callback(lambda _: follow.cancel())
         # Locally, tell the parent only once every replica is SERVING and endpoints are known,
         # so that `with Flow()` returns with the Flow ready.
         if self.config.deployments:
@@ -188,30 +195,31 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
     return config
 
 
-def secrets_of(config: GatewayConfig) -> tuple[tuple[str, ...], Optional[str]]:
-    """The tokens callers must send and the secret for the executors, from the token file and
-    the environment; taken out of the environment once read."""
+def secrets_of(config: GatewayConfig) -> tuple[tuple[str, ...], Optional[str], Optional[str]]:
+    """The tokens callers must send, the file they come from (followed for rotations) and the
+    secret for the executors; taken out of the environment once read."""
     from plait import auth
 
     try:
         tokens = auth.load_tokens(None, config.auth_token_file)
     except auth.AuthConfigError as e:
         raise SystemExit(f'plait gateway: error: {e}') from None
+    token_file = auth.token_file_in_use(config.auth_token_file)
     secret = auth.executor_secret()
     for name in auth.SECRET_ENVS:
         os.environ.pop(name, None)
-    return tokens, secret
+    return tokens, token_file, secret
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    tokens, secret = secrets_of(config)
+    tokens, token_file, secret = secrets_of(config)
     ready_fd = os.environ.get('PLAIT_READY_FD')
     from plait.errors import RuntimeFailedToStart
 
     try:
-        return asyncio.run(GatewayRuntime(config, tokens, secret).run(int(ready_fd) if ready_fd else None))
+        return asyncio.run(GatewayRuntime(config, tokens, secret, token_file).run(int(ready_fd) if ready_fd else None))
     except (RuntimeFailedToStart, ValueError) as e:
         get_logger(config.name).error('%s', e)
         return 1
