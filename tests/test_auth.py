@@ -180,17 +180,21 @@ def test_curl(flow: Flow) -> None:
     assert code == 200 and json.loads(text)['data'][0]['text'] == 'a'
     for path in ('/', '/livez', '/readyz'):
         assert curl(base + path)[0] == 200, path
-    for path in ('/dry_run', '/status', '/metrics', '/docs', '/openapi.json', '/docs/static/swagger-ui.css'):
+    for path in ('/dry_run', '/status', '/docs', '/openapi.json', '/docs/static/swagger-ui.css'):
         assert curl(base + path)[0] == 401, path
         assert curl(base + path, '-H', f'Authorization: Bearer {NEW}')[0] == 200, path
+    assert curl(base + '/metrics')[0] == 401  # served with monitoring=True (below); refused before routing
 
 
-def test_public_docs_open_only_the_docs() -> None:
-    with Flow(protocol='http', auth_token=OLD, public_docs=True, quiet=True).add() as f:
+def test_public_docs_open_only_the_docs_and_metrics_need_the_token() -> None:
+    with Flow(protocol='http', auth_token=OLD, public_docs=True, monitoring=True, quiet=True).add() as f:
         base = f'http://127.0.0.1:{f.port}'
         for path in ('/docs', '/openapi.json', '/docs/static/swagger-ui.css'):
             assert curl(base + path)[0] == 200, path
-        assert curl(base + '/status')[0] == 401
+        for path in ('/status', '/metrics'):
+            assert curl(base + path)[0] == 401, path
+        code, text = curl(base + '/metrics', '-H', f'Authorization: Bearer {OLD}')
+        assert code == 200 and '# TYPE' in text
 
 
 def test_graphql_needs_the_token() -> None:
