@@ -31,6 +31,7 @@ SECTIONS = {
     'breakdown': ('breakdown_bench', 'E. where the time goes'),
     'batching': ('batching_bench', 'F. dynamic batching'),
     'hotpath': ('hotpath_bench', 'G. gateway hot path'),
+    'observability': ('observability_bench', 'H. observability on and off'),
 }
 
 

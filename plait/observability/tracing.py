@@ -43,8 +43,38 @@ class Tracing:
         self.provider.shutdown()
 
 
+class _OncePerMinute(logging.Filter):
+    """Lets one record through per minute: a collector that stays down is not a log flood."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = float('-inf')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import time
+
+        now = time.monotonic()
+        if now - self._last < 60:
+            return False
+        self._last = now
+        return True
+
+
+_EXPORTER_LOGGERS = ('opentelemetry.exporter.otlp.proto.grpc.exporter', 'opentelemetry.sdk._shared_internal')
+
+
+def quiet_exporter_logs() -> None:
+    """The OTLP exporters log every failed export (several a second while a collector is down):
+    keep one line a minute."""
+    for name in _EXPORTER_LOGGERS:
+        exporter_logger = logging.getLogger(name)
+        if not any(isinstance(f, _OncePerMinute) for f in exporter_logger.filters):
+            exporter_logger.addFilter(_OncePerMinute())
+
+
 def warn_if_unreachable(endpoint: str, what: str, logger: logging.Logger) -> None:
     """Log one clear line, from a background thread, when nothing listens at `endpoint`."""
+    quiet_exporter_logs()
 
     def check() -> None:
         host, _, port = endpoint.rpartition(':')
