@@ -6,6 +6,7 @@ port in use; and nothing imported or counted when monitoring is off."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import os
 import signal
 import socket
@@ -18,7 +19,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from plait import Client, Deployment, Document, DocumentArray, Executor, Flow, monitor, requests
+from plait import (AsyncClient, Client, Deployment, Document, DocumentArray, Executor, Flow, dynamic_batching, monitor,
+                   requests)
 from plait.errors import ExecutorError
 from plait.wire.ports import free_port
 
@@ -228,3 +230,32 @@ def imported_after(code: str) -> list[str]:
     out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return ast.literal_eval(out.stdout.strip())
+
+
+class Batched(Executor):
+    @requests
+    @dynamic_batching(preferred_batch_size=4, timeout=60000)
+    def embed(self, docs: DocumentArray, **kwargs: Any) -> None:
+        for d in docs:
+            d.tags['batch'] = len(docs)
+
+
+def test_dynamic_batching_reports_batch_sizes_and_queue_time():
+    port = free_port()
+    with Deployment(uses=Batched, monitoring=True, port_monitoring=port, quiet=True) as dep:
+        async def four_callers() -> list[Any]:
+            async with AsyncClient(port=dep.port) as client:
+                async def one(i: int) -> Any:
+                    return [d async for r in client.post('/', Document(text=str(i))) for d in r]
+                return await asyncio.gather(*(one(i) for i in range(4)))
+
+        answers = asyncio.run(four_callers())
+        assert [docs[0].tags['batch'] for docs in answers] == [4, 4, 4, 4]  # one call served all four
+        samples = scrape(port)
+    endpoint = {'executor_endpoint': '__default__', 'executor': 'Batched'}
+    assert value(samples, 'plait_batch_size_count', **endpoint) == 1
+    assert value(samples, 'plait_batch_size_sum', **endpoint) == 4
+    assert value(samples, 'plait_batch_queue_seconds_count', **endpoint) == 4   # each request's wait
+    assert value(samples, 'jina_process_request_seconds_count', **endpoint) == 1
+    assert value(samples, 'jina_document_processed_total', **endpoint) == 4
+    assert value(samples, 'jina_successful_requests_total') == 4
