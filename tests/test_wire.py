@@ -47,8 +47,9 @@ def test_layers_import_downward_only(layer, forbidden):
     assert not {m: w for m, w in wrong.items() if w}
 
 
-def test_the_stream_engine_imports_nothing_of_plait():
-    assert not _plait_imports(PACKAGE / 'streams.py')
+@pytest.mark.parametrize('module', ['streams.py', 'policies.py'])
+def test_bottom_modules_import_nothing_of_plait(module):
+    assert not _plait_imports(PACKAGE / module)
 
 
 def _doc(doc_id: str, **fields: str) -> docarray_pb2.DocProto:

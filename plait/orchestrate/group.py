@@ -13,7 +13,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from plait.logs import get_logger
 from plait.orchestrate.process import ServiceProcess, stop_all, wait_all_ready
-from plait.orchestrate.supervisor import RestartPolicy, Supervisor
+from plait.orchestrate.supervisor import Supervisor
+from plait.policies import RestartPolicy
 
 _live_groups: 'weakref.WeakSet[ProcessGroup]' = weakref.WeakSet()
 

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from plait.logs import get_logger
 from plait.orchestrate.group import ProcessGroup, StopOnSignal, Terminated, exit_grace
 from plait.orchestrate.process import ServiceProcess, prewarm
-from plait.orchestrate.supervisor import RestartPolicy
+from plait.policies import RestartPolicy
 
 LOCAL_HOST = '127.0.0.1'  # where the gateway and clients reach processes of this machine
 PROTOCOLS = ('grpc', 'http', 'websocket')

@@ -4,26 +4,29 @@ is given up on after a bound, with a clear log line."""
 
 from __future__ import annotations
 
+import enum
 import logging
 import select
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from plait.errors import RuntimeFailedToStart
 from plait.orchestrate.process import ServiceProcess
+from plait.policies import RestartPolicy
 
 
-@dataclass(frozen=True)
-class RestartPolicy:
-    enabled: bool = True
-    max_restarts: int = 5        # restarts allowed within `window` seconds...
-    window: float = 60.0         # ...before the process is given up on
-    delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+class ProcessState(enum.Enum):
+    RUNNING = 'running'          # started (ready or still starting)
+    RESTART_DUE = 'restart due'  # exited; starts again when its delay is over
+    GIVEN_UP = 'given up'        # exited too often within the window: left down
 
-    def delay(self, attempt: int) -> float:
-        return self.delays[min(attempt, len(self.delays) - 1)]
+
+_MOVES = {
+    ProcessState.RUNNING: {ProcessState.RESTART_DUE, ProcessState.GIVEN_UP},
+    ProcessState.RESTART_DUE: {ProcessState.RUNNING},
+    ProcessState.GIVEN_UP: set(),
+}
 
 
 class Supervisor:
@@ -38,8 +41,8 @@ class Supervisor:
         self._is_running = is_running
         self._logger = logger
         self._restarts: dict[str, list[float]] = {p.label: [] for p in self.processes}
-        self._due: dict[str, float] = {}
-        self._given_up: set[str] = set()
+        self._state = {p.label: ProcessState.RUNNING for p in self.processes}
+        self._due: dict[str, float] = {}  # when each RESTART_DUE process starts again
         self._thread = threading.Thread(target=self._loop, name='plait-supervisor', daemon=True)
 
     def start(self) -> None:
@@ -56,13 +59,20 @@ class Supervisor:
                     self._check(p, now)
             self._read_ready_pipes(timeout=0.1)
 
+    def _move(self, p: ServiceProcess, new: ProcessState) -> None:
+        old = self._state[p.label]
+        if new not in _MOVES[old]:
+            raise RuntimeError(f'supervisor: {p.label} cannot go from {old.value} to {new.value}')
+        self._state[p.label] = new
+
     def _check(self, p: ServiceProcess, now: float) -> None:
-        if p.label in self._given_up:
+        state = self._state[p.label]
+        if state is ProcessState.GIVEN_UP:
             return
-        due = self._due.get(p.label)
-        if due is not None:
-            if now >= due:
+        if state is ProcessState.RESTART_DUE:
+            if now >= self._due[p.label]:
                 del self._due[p.label]
+                self._move(p, ProcessState.RUNNING)
                 self._logger.info('restarting %s', p.label)
                 p.start()
             return
@@ -72,7 +82,7 @@ class Supervisor:
         p.wait_or_kill(now)  # reap it and close its pipes
         recent = [t for t in self._restarts[p.label] if now - t < self.policy.window]
         if len(recent) >= self.policy.max_restarts:
-            self._given_up.add(p.label)
+            self._move(p, ProcessState.GIVEN_UP)
             tail = '\n'.join(f'    {line}' for line in list(p.tail)[-10:])
             self._logger.error('%s exited with code %s and has restarted %d times in %.0f s: giving up on it. '
                                'Last lines of its log:\n%s', p.label, code, len(recent), self.policy.window, tail)
@@ -80,6 +90,7 @@ class Supervisor:
         delay = self.policy.delay(len(recent))
         recent.append(now)
         self._restarts[p.label] = recent
+        self._move(p, ProcessState.RESTART_DUE)
         self._due[p.label] = now + delay
         self._logger.warning('%s (pid %s) exited with code %s; restarting in %.1f s (restart %d of at most %d '
                              'in %.0f s)', p.label, p.pid, code, delay, len(recent), self.policy.max_restarts,
@@ -106,4 +117,4 @@ class Supervisor:
                     pass  # it died while starting: the next check restarts it (or gives up)
 
     def given_up(self) -> set[str]:
-        return set(self._given_up)
+        return {label for label, state in self._state.items() if state is ProcessState.GIVEN_UP}

@@ -16,14 +16,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.errors import InternalNetworkError
+from plait.policies import RetryPolicy
 from plait.serve.gateway.mux import Busy, MuxStream
 from plait.wire.constants import SINGLE_PATH, WIRE_DEFAULT_ENDPOINT
 from plait.wire.channel import grpc_options
 
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
-_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.NOT_FOUND,
-              grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 _CHANNEL_OPTIONS = [
     # reconnect quickly to a replica that comes back (grpc's default backoff grows to 120 s)
     ('grpc.initial_reconnect_backoff_ms', 100),
@@ -152,13 +151,13 @@ class DeploymentConnections:
     """All shards of one deployment."""
 
     def __init__(self, name: str, shards: list[list[str]], compression: Optional[grpc.Compression],
-                 on_change: Callable[[Replica], None], logger: logging.Logger, retries: int = -1,
-                 credentials: tuple = ()):
+                 on_change: Callable[[Replica], None], logger: logging.Logger,
+                 retry: Optional[RetryPolicy] = None, credentials: tuple = ()):
         self.name = name
         index = itertools.count()
         self.shards = [ShardPool([Replica(name, next(index), addr, compression, on_change, logger, credentials)
                                   for addr in shard]) for shard in shards]
-        self.retries = retries
+        self.retry = retry or RetryPolicy()
         self._any = itertools.count()
         self.endpoints: Optional[set[str]] = None
         self.schemas: dict[str, Any] = {}
@@ -181,14 +180,14 @@ class DeploymentConnections:
                    metadata: tuple, stream: bool = True) -> RawDataRequest:
         """Send to one replica of `shard` (on its open stream unless `stream` is False, else as
         a unary call carrying `metadata`), retrying the next replica on transport errors."""
-        tries = self.retries + 1 if self.retries >= 0 else max(3, len(shard.replicas)) + 1
+        tries = self.retry.tries(len(shard.replicas))
         last: Optional[grpc.aio.AioRpcError] = None
         order = shard.order()
         for attempt in range(tries):
             replica = order[attempt % len(order)]
             if attempt >= len(order) and not replica.state.serving and last is not None \
                     and last.code() == grpc.StatusCode.UNAVAILABLE:
-                await asyncio.sleep(0.05 * attempt)  # every replica failed once: brief backoff
+                await asyncio.sleep(self.retry.backoff * attempt)  # every replica failed once: brief backoff
             try:
                 if stream:
                     try:
@@ -202,7 +201,7 @@ class DeploymentConnections:
                 last = e
                 if e.code() == grpc.StatusCode.UNAVAILABLE:
                     replica.mark_down((e.details() or 'unavailable').split(';')[0])
-                if e.code() not in _RETRYABLE or e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                if not self.retry.retries_after(e.code().name):
                     break
         assert last is not None
         raise SendError(self.name, [r.address for r in shard.replicas], last.code(), last.details() or '')

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from typing import Any, Optional
 
 from plait.errors import InternalNetworkError, MalformedRequest, PlaitError
+from plait.policies import RetryPolicy
 from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
@@ -45,7 +46,7 @@ class Graph:
         compression = compression_of(config.compression)
         self.deployments: dict[str, DeploymentConnections] = {
             d.name: DeploymentConnections(d.name, d.shards, compression, on_replica_change or (lambda r: None),
-                                          logger, config.retries, credentials)
+                                          logger, RetryPolicy(retries=config.retries), credentials)
             for d in config.deployments}
         for target in config.deployments:
             for need in target.needs:
