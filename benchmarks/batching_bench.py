@@ -5,14 +5,18 @@ Executor's own cost, measured in this process in the same run: the most a replic
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import time
 from typing import Any
 
-from common import LOCAL, Settings, guarded, section_main
+from common import HERE, LOCAL, REPO, Settings, guarded, python_env, section_main
 from results import Section, Target
 from stats import median, ms, percentile
 
 CLIENTS = 32
+JINA_PYTHON = REPO / 'interop' / '.interop-venv' / 'bin' / 'python'  # built by `make interop`
 
 
 def _call_seconds(docs: int, count: int = 10) -> float:
@@ -90,6 +94,74 @@ def _serve(section: Section, settings: Settings, batched: bool) -> None:
                 size.floor.append(PREFERRED_BATCH_SIZE)
 
 
+class JinaExecutor:
+    """`jina executor` serving `jina_costly.JinaCostlyBatched` on `port`, with Jina's own
+    interpreter, in a session of its own (stopped whole on exit)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> 'JinaExecutor':
+        env = python_env()  # for the run marker; without plait on the path
+        env.pop('PYTHONPATH', None)
+        env.update(JINA_HIDE_SURVEY='1', JINA_LOG_LEVEL='ERROR')
+        self.proc = subprocess.Popen([str(JINA_PYTHON.parent / 'jina'), 'executor', '--uses', 'JinaCostlyBatched',
+                                      '--py-modules', str(HERE / 'jina_costly.py'), '--host', LOCAL,
+                                      '--port', str(self.port)], env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not asyncio.run(_serving(self.port)):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f'jina executor did not start (exit code {self.proc.poll()})')
+                time.sleep(0.5)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=wait)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+
+
+async def _serving(port: int) -> bool:
+    from plait import AsyncClient
+
+    async with AsyncClient(host=LOCAL, port=port) as client:
+        return await client.is_deployment_ready(timeout=1.0)
+
+
+def _jina(section: Section, settings: Settings) -> None:
+    """The batched figures again, served by Jina 3.x, beside plait's in this run."""
+    from plait.wire.ports import free_port
+
+    if not (JINA_PYTHON.parent / 'jina').exists():
+        section.notes.append('Jina not measured: `interop/.interop-venv` does not exist (`make interop` builds it).')
+        return
+    seconds = 1.0 if settings.quick else 4.0
+    tput = section.row('throughput, batched, Jina 3.x', 'req/s',
+                       note='the same Executor and options under Jina; floor as for plait')
+    p50 = section.row('latency p50, batched, Jina 3.x', 'ms')
+    size = section.row('mean batch size, batched, Jina 3.x', 'docs')
+    with JinaExecutor(free_port()) as jina:
+        for _ in range(settings.reps):
+            call = _call_seconds(32)
+            rate, latencies, sizes = asyncio.run(_load(jina.port, seconds))
+            tput.plait.append(rate)
+            tput.floor.append(32 / call)
+            p50.plait.append(percentile(ms(latencies), 50))
+            size.plait.append(len(sizes) / sum(1 / b for b in sizes))
+
+
 def _transport_limit(section: Section, settings: Settings) -> None:
     """The same load on a no-op Executor: how many 1-document requests this machine moves
     through one executor process at all, right now."""
@@ -106,12 +178,15 @@ def _transport_limit(section: Section, settings: Settings) -> None:
 
 
 def _gain(section: Section) -> None:
-    plain = {r.metric: r for r in section.rows}.get('throughput, plain')
-    batched = {r.metric: r for r in section.rows}.get('throughput, batched')
+    rows = {r.metric: r for r in section.rows}
+    plain, batched, jina = (rows.get(f'throughput, {k}') for k in ('plain', 'batched', 'batched, Jina 3.x'))
     if plain and batched and plain.plait and batched.plait:
         row = section.row('gain: batched / plain throughput', 'x', Target('min', 5),
                           note='per repetition')
         row.plait.extend(b / p for b, p in zip(batched.plait, plain.plait))
+    if batched and jina and batched.plait and jina.plait:
+        row = section.row('plait batched / Jina batched throughput', 'x', note='per repetition')
+        row.plait.extend(p / j for p, j in zip(batched.plait, jina.plait))
 
 
 def new_section() -> Section:
@@ -128,8 +203,10 @@ def new_section() -> Section:
          'one call. Targets from the issue: batching gains >= 5x, and reaches >= 65% of the limit.'),
         ('The no-op row is the same load on an Executor that does nothing: on a shared 2-core machine '
          'the client and the executor process compete for the cores, and this bounds every row above.'),
-        ('For reference (issue 10, not measured here): Jina 3.34 on this kind of machine reaches about '
-         '420-456 req/s batched.'),
+        ('Jina 3.x rows: `benchmarks/jina_costly.py` (the same cost, `@dynamic_batching(preferred_batch_size=32, '
+         'timeout=10)`) served by `jina executor` from the interop venv (`make interop` builds '
+         '`interop/.interop-venv`), under the same clients. The issue quotes Jina 3.34 at about 420-456 req/s '
+         'batched on this kind of machine.'),
     ])
 
 
@@ -137,6 +214,7 @@ def measure(section: Section, settings: Settings) -> None:
     guarded(section, 'plain', lambda: _serve(section, settings, batched=False))
     guarded(section, 'batched', lambda: _serve(section, settings, batched=True))
     guarded(section, 'no-op', lambda: _transport_limit(section, settings))
+    guarded(section, 'Jina', lambda: _jina(section, settings))
     _gain(section)
 
 
