@@ -5,10 +5,12 @@ Executor's own cost, measured in this process in the same run: the most a replic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from common import HERE, LOCAL, REPO, Settings, guarded, python_env, section_main
@@ -94,42 +96,31 @@ def _serve(section: Section, settings: Settings, batched: bool) -> None:
                 size.floor.append(PREFERRED_BATCH_SIZE)
 
 
-class JinaExecutor:
+@contextlib.contextmanager
+def jina_executor(port: int) -> Iterator[int]:
     """`jina executor` serving `jina_costly.JinaCostlyBatched` on `port`, with Jina's own
-    interpreter, in a session of its own (stopped whole on exit)."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> 'JinaExecutor':
-        env = python_env()  # for the run marker; without plait on the path
-        env.pop('PYTHONPATH', None)
-        env.update(JINA_HIDE_SURVEY='1', JINA_LOG_LEVEL='ERROR')
-        self.proc = subprocess.Popen([str(JINA_PYTHON.parent / 'jina'), 'executor', '--uses', 'JinaCostlyBatched',
-                                      '--py-modules', str(HERE / 'jina_costly.py'), '--host', LOCAL,
-                                      '--port', str(self.port)], env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 120
-            while not asyncio.run(_serving(self.port)):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f'jina executor did not start (exit code {self.proc.poll()})')
-                time.sleep(0.5)
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is None:
-            return
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+    interpreter, in a session of its own: stopped whole when the block ends."""
+    env = python_env()  # for the run marker; without plait on the path
+    env.pop('PYTHONPATH', None)
+    env.update(JINA_HIDE_SURVEY='1', JINA_LOG_LEVEL='ERROR')
+    proc = subprocess.Popen([str(JINA_PYTHON.parent / 'jina'), 'executor', '--uses', 'JinaCostlyBatched',
+                             '--py-modules', str(HERE / 'jina_costly.py'), '--host', LOCAL, '--port', str(port)],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not asyncio.run(_serving(port)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f'jina executor did not start (exit code {proc.poll()})')
+            time.sleep(0.5)
+        yield port
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
             try:
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(timeout=wait)
+                proc.wait(timeout=10)
                 break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 continue
 
 
@@ -152,10 +143,10 @@ def _jina(section: Section, settings: Settings) -> None:
                        note='the same Executor and options under Jina; floor as for plait')
     p50 = section.row('latency p50, batched, Jina 3.x', 'ms')
     size = section.row('mean batch size, batched, Jina 3.x', 'docs')
-    with JinaExecutor(free_port()) as jina:
+    with jina_executor(free_port()) as port:
         for _ in range(settings.reps):
             call = _call_seconds(32)
-            rate, latencies, sizes = asyncio.run(_load(jina.port, seconds))
+            rate, latencies, sizes = asyncio.run(_load(port, seconds))
             tput.plait.append(rate)
             tput.floor.append(32 / call)
             p50.plait.append(percentile(ms(latencies), 50))
