@@ -66,34 +66,61 @@ async def _load(port: int, seconds: float, tagged: bool = True) -> tuple[float, 
         await asyncio.gather(*(c.close() for c in pool), return_exceptions=True)
 
 
-def _serve(section: Section, settings: Settings, batched: bool) -> None:
-    from bench_executors import PREFERRED_BATCH_SIZE, Costly, CostlyBatched
-
-    from plait import Deployment
-
-    seconds = 1.0 if settings.quick else 4.0
-    kind = 'batched' if batched else 'plain'
-    docs_per_call = PREFERRED_BATCH_SIZE if batched else 1
-    tput = section.row(f'throughput, {kind}', 'req/s', Target('ratio_min', 0.65) if batched else None,
+def _one_run(section: Section, kind: str, port: int, docs_per_call: int, seconds: float) -> None:
+    """One repetition of the load against `port`, into the rows of `kind`, beside the cost of
+    one call of `docs_per_call` documents measured now."""
+    batched = docs_per_call > 1
+    tput = section.row(f'throughput, {kind}', 'req/s', Target('ratio_min', 0.65) if kind == 'batched' else None,
                        note=f'floor: {docs_per_call} doc(s) per call at the cost measured in-process')
     p50 = section.row(f'latency p50, {kind}', 'ms', note='floor: one call of that size')
     p99 = section.row(f'latency p99, {kind}', 'ms')
     size = section.row(f'mean batch size, {kind}', 'docs',
                        note='documents per call of the method; floor: preferred_batch_size' if batched else '')
-    with Deployment(uses=CostlyBatched if batched else Costly, quiet=True) as dep:
+    call = _call_seconds(docs_per_call)
+    rate, latencies, sizes = asyncio.run(_load(port, seconds))
+    tput.plait.append(rate)
+    tput.floor.append(docs_per_call / call)
+    times = ms(latencies)
+    p50.plait.append(percentile(times, 50))
+    p50.floor.append(1000 * call)
+    p99.plait.append(percentile(times, 99))
+    # a call of size b served b of the requests: calls = sum(1 / b) over requests
+    size.plait.append(len(sizes) / sum(1 / b for b in sizes))
+    if batched:
+        size.floor.append(docs_per_call)
+
+
+def _plain(section: Section, settings: Settings) -> None:
+    from bench_executors import Costly
+
+    from plait import Deployment
+
+    with Deployment(uses=Costly, quiet=True) as dep:
         for _ in range(settings.reps):
-            call = _call_seconds(docs_per_call)
-            rate, latencies, sizes = asyncio.run(_load(dep.port, seconds))
-            tput.plait.append(rate)
-            tput.floor.append(docs_per_call / call)
-            times = ms(latencies)
-            p50.plait.append(percentile(times, 50))
-            p50.floor.append(1000 * call)
-            p99.plait.append(percentile(times, 99))
-            # a call of size b served b of the requests: calls = sum(1 / b) over requests
-            size.plait.append(len(sizes) / sum(1 / b for b in sizes))
-            if batched:
-                size.floor.append(PREFERRED_BATCH_SIZE)
+            _one_run(section, 'plain', dep.port, 1, _seconds(settings))
+
+
+def _batched(section: Section, settings: Settings) -> None:
+    """plait batched and, when the interop venv exists, Jina batched, repetition by repetition."""
+    from bench_executors import PREFERRED_BATCH_SIZE, CostlyBatched
+
+    from plait import Deployment
+    from plait.wire.ports import free_port
+
+    has_jina = (JINA_PYTHON.parent / 'jina').exists()
+    if not has_jina:
+        section.notes.append('Jina not measured: `interop/.interop-venv` does not exist (`make interop` builds it).')
+    with contextlib.ExitStack() as stack:
+        dep = stack.enter_context(Deployment(uses=CostlyBatched, quiet=True))
+        jina_port = stack.enter_context(jina_executor(free_port())) if has_jina else None
+        for _ in range(settings.reps):
+            _one_run(section, 'batched', dep.port, PREFERRED_BATCH_SIZE, _seconds(settings))
+            if jina_port is not None:
+                _one_run(section, 'batched, Jina 3.x', jina_port, PREFERRED_BATCH_SIZE, _seconds(settings))
+
+
+def _seconds(settings: Settings) -> float:
+    return 1.0 if settings.quick else 4.0
 
 
 @contextlib.contextmanager
@@ -131,28 +158,6 @@ async def _serving(port: int) -> bool:
         return await client.is_deployment_ready(timeout=1.0)
 
 
-def _jina(section: Section, settings: Settings) -> None:
-    """The batched figures again, served by Jina 3.x, beside plait's in this run."""
-    from plait.wire.ports import free_port
-
-    if not (JINA_PYTHON.parent / 'jina').exists():
-        section.notes.append('Jina not measured: `interop/.interop-venv` does not exist (`make interop` builds it).')
-        return
-    seconds = 1.0 if settings.quick else 4.0
-    tput = section.row('throughput, batched, Jina 3.x', 'req/s',
-                       note='the same Executor and options under Jina; floor as for plait')
-    p50 = section.row('latency p50, batched, Jina 3.x', 'ms')
-    size = section.row('mean batch size, batched, Jina 3.x', 'docs')
-    with jina_executor(free_port()) as port:
-        for _ in range(settings.reps):
-            call = _call_seconds(32)
-            rate, latencies, sizes = asyncio.run(_load(port, seconds))
-            tput.plait.append(rate)
-            tput.floor.append(32 / call)
-            p50.plait.append(percentile(ms(latencies), 50))
-            size.plait.append(len(sizes) / sum(1 / b for b in sizes))
-
-
 def _transport_limit(section: Section, settings: Settings) -> None:
     """The same load on a no-op Executor: how many 1-document requests this machine moves
     through one executor process at all, right now."""
@@ -164,7 +169,7 @@ def _transport_limit(section: Section, settings: Settings) -> None:
                       note='same clients; the method does nothing')
     with Deployment(uses=NoOp, quiet=True) as dep:
         for _ in range(settings.reps):
-            rate, _, _ = asyncio.run(_load(dep.port, 1.0 if settings.quick else 4.0, tagged=False))
+            rate, _, _ = asyncio.run(_load(dep.port, _seconds(settings), tagged=False))
             row.plait.append(rate)
 
 
@@ -196,16 +201,16 @@ def new_section() -> Section:
          'the client and the executor process compete for the cores, and this bounds every row above.'),
         ('Jina 3.x rows: `benchmarks/jina_costly.py` (the same cost, `@dynamic_batching(preferred_batch_size=32, '
          'timeout=10)`) served by `jina executor` from the interop venv (`make interop` builds '
-         '`interop/.interop-venv`), under the same clients. The issue quotes Jina 3.34 at about 420-456 req/s '
+         '`interop/.interop-venv`), under the same clients, alternating with the plait batched run repetition by '
+         'repetition (p99 and the floor columns as for plait). The issue quotes Jina 3.34 at about 420-456 req/s '
          'batched on this kind of machine.'),
     ])
 
 
 def measure(section: Section, settings: Settings) -> None:
-    guarded(section, 'plain', lambda: _serve(section, settings, batched=False))
-    guarded(section, 'batched', lambda: _serve(section, settings, batched=True))
+    guarded(section, 'plain', lambda: _plain(section, settings))
+    guarded(section, 'batched', lambda: _batched(section, settings))
     guarded(section, 'no-op', lambda: _transport_limit(section, settings))
-    guarded(section, 'Jina', lambda: _jina(section, settings))
     _gain(section)
 
 
