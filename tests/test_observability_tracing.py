@@ -146,3 +146,33 @@ def test_tracer_is_a_no_op_without_tracing():
     executor.tokenize(docs)
     assert docs[0].tags['words'] == 2
     assert executor.meter is None and executor.tracer_provider is None
+
+
+def test_client_spans_and_the_callers_own_trace(collector):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from plait import Client
+
+    receiver, port = collector
+    with Flow(tracing=True, traces_exporter_host='127.0.0.1', traces_exporter_port=port, quiet=True) \
+            .add(name='tokenizer', uses=Tokenizer) as flow:
+        # the caller's own span (its process uses OpenTelemetry): a plain Client continues it
+        caller = TracerProvider().get_tracer('the caller')
+        with caller.start_as_current_span('caller work') as mine:
+            Client(port=flow.port).post('/', DocumentArray([Document(text='one')]))
+        own_trace = format(mine.get_span_context().trace_id, '032x')
+        own_span = format(mine.get_span_context().span_id, '016x')
+        # Client(tracing=True): each post is a `client <endpoint>` span, one request or a stream of them
+        client = Client(port=flow.port, tracing=True, traces_exporter_host='127.0.0.1', traces_exporter_port=port)
+        client.post('/single', DocumentArray([Document(text='a')]))
+        client.post('/stream', DocumentArray([Document(text='b'), Document(text='c')]), request_size=1)
+        client.close()   # sends the client's queued spans
+    gateway = {s['name']: s for s in receiver.of_trace(own_trace)}['gateway /']
+    assert gateway['parent'] == own_span
+    for endpoint, count in (('/single', 1), ('/stream', 2)):
+        (span,) = [s for s in receiver.spans if s['name'] == f'client {endpoint}']
+        assert span['service'] == 'client'
+        trace = receiver.of_trace(span['trace_id'])
+        gateways = [s for s in trace if s['name'] == f'gateway {endpoint}']
+        assert len(gateways) == count and all(g['parent'] == span['span_id'] for g in gateways)
+        assert len([s for s in trace if s['service'] == 'tokenizer/rep-0']) == 3 * count

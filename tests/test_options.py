@@ -46,7 +46,8 @@ HONOURED = {
                        'ssl_certfile', 'ssl_keyfile', 'stop_event', 'timeout_ready', 'timeout_send', 'title',
                        'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses_dynamic_batching',
                        'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
-    'CLIENT': ['asyncio', 'host', 'port', 'prefetch', 'protocol', 'tls'],
+    'CLIENT': ['asyncio', 'host', 'port', 'prefetch', 'protocol', 'tls', 'traces_exporter_host', 'traces_exporter_port',
+               'tracing'],
     'POST': ['continue_on_error', 'inputs', 'on', 'on_always', 'on_done', 'on_error', 'parameters', 'prefetch',
              'request_size', 'results_in_order', 'return_responses', 'return_type', 'target_executor', 'timeout'],
 }

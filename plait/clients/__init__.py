@@ -50,9 +50,19 @@ class AsyncClient:
     def __init__(self, host: str = '127.0.0.1', port: Optional[int] = None, protocol: str = 'grpc',
                  tls: bool = False, compression: Optional[str] = None, prefetch: int = 1000,
                  root_certificates: Optional[bytes] = None, verify: Any = True, asyncio: bool = True,
-                 auth_token: Optional[str] = None, **kwargs: Any):
+                 auth_token: Optional[str] = None, tracing: bool = False, traces_exporter_host: Optional[str] = None,
+                 traces_exporter_port: Optional[int] = None, **kwargs: Any):
         if kwargs:
             refuse_unknown('Client', kwargs, parameters_of(AsyncClient.__init__), jina_options.CLIENT)
+        self._tracing: Any = None  # tracing=True: each post is a `client <endpoint>` span, exported over OTLP
+        if tracing:
+            from plait.logs import get_logger
+            from plait.observability import ObservabilityConfig
+            from plait.observability.tracing import Tracing
+
+            endpoint = ObservabilityConfig(traces_exporter_host=traces_exporter_host,
+                                           traces_exporter_port=traces_exporter_port).traces_endpoint()
+            self._tracing = Tracing('client', endpoint, get_logger('client'))
         self.host, self.port, self.protocol, self.tls = parse_address(host, port, protocol, tls)
         self.prefetch = prefetch
         self._transport = _make_transport(self.host, self.port, self.protocol, self.tls, _token(auth_token),
@@ -71,15 +81,39 @@ class AsyncClient:
         requests = list(build_requests(on, inputs, request_size, parameters, target_executor))
         callbacks = Callbacks(on_done, on_error, on_always, continue_on_error)
         async for item in self._post_requests(requests, callbacks, return_responses, timeout, prefetch,
-                                              results_in_order, return_type):
+                                              results_in_order, return_type, self._trace(on)):
             yield item
+
+    def _trace(self, on: str) -> tuple[Any, tuple]:
+        """(span, metadata) carrying this post's trace context (see plait.observability.client_trace)."""
+        from plait.observability import client_trace
+
+        return client_trace(self._tracing, on)
 
     async def _post_requests(self, requests: list[Any], callbacks: Callbacks, return_responses: bool,
                              timeout: Optional[float], prefetch: Optional[int], results_in_order: bool,
-                             return_type: Optional[type]) -> AsyncIterator[Any]:
+                             return_type: Optional[type],
+                             trace: tuple[Any, tuple] = (None, ())) -> AsyncIterator[Any]:
+        span, metadata = trace
+        ok = False
+        try:
+            async for item in self._responses(requests, callbacks, return_responses, timeout, prefetch,
+                                              results_in_order, return_type, metadata):
+                yield item
+            ok = True
+        finally:
+            if span is not None:
+                from plait.observability.tracing import end_span
+                end_span(span, ok)
+
+    async def _responses(self, requests: list[Any], callbacks: Callbacks, return_responses: bool,
+                         timeout: Optional[float], prefetch: Optional[int], results_in_order: bool,
+                         return_type: Optional[type], metadata: tuple) -> AsyncIterator[Any]:
         window = self.prefetch if prefetch is None else prefetch
         # aclosing: a callback that raises mid-stream still closes the transport's stream
-        async with contextlib.aclosing(self._transport.send(requests, window, timeout, results_in_order)) as stream:
+        sent = self._transport.send(requests, window, timeout, results_in_order, metadata) if metadata else \
+            self._transport.send(requests, window, timeout, results_in_order)
+        async with contextlib.aclosing(sent) as stream:
             async for proto in stream:
                 response = DataRequest(proto, return_type)
                 ok = await callbacks.apply(response)
@@ -108,6 +142,13 @@ class AsyncClient:
 
     async def close(self) -> None:
         await self._transport.close()
+        self.close_tracing()
+
+    def close_tracing(self) -> None:
+        """Send the spans still queued (tracing=True) and stop the exporter."""
+        tracing, self._tracing = self._tracing, None
+        if tracing is not None:
+            tracing.close()
 
     async def __aenter__(self) -> 'AsyncClient':
         return self
@@ -191,9 +232,18 @@ class Client:
         requests = list(build_requests(on, inputs, request_size, parameters, target_executor))
         callbacks = Callbacks(on_done, on_error, on_always, continue_on_error)
         blocking = getattr(self._async._transport, 'send_one_blocking', None)
+        trace = self._async._trace(on)  # here, in the caller's thread: its current span is the parent
         if len(requests) == 1 and blocking is not None:
             # one request: a blocking call from this thread, no hop through the loop thread
-            response = DataRequest(blocking(requests[0], timeout), return_type)
+            span, metadata = trace
+            proto = None
+            try:
+                proto = blocking(requests[0], timeout, metadata) if metadata else blocking(requests[0], timeout)
+            finally:
+                if span is not None:
+                    from plait.observability.tracing import end_span
+                    end_span(span, proto is not None and proto.header.status.code == 0)
+            response = DataRequest(proto, return_type)
             pending: list[Any] = []
             ok = callbacks.handle(response, pending)
             if pending:
@@ -202,7 +252,7 @@ class Client:
         else:
             async def collect() -> list[Any]:
                 return [item async for item in self._async._post_requests(
-                    requests, callbacks, return_responses, timeout, prefetch, results_in_order, return_type)]
+                    requests, callbacks, return_responses, timeout, prefetch, results_in_order, return_type, trace)]
 
             items = self._run(collect())
         if return_responses:
@@ -241,6 +291,7 @@ class Client:
         close_blocking = getattr(self._async._transport, 'close_blocking', None)
         if close_blocking is not None:
             close_blocking()
+        self._async.close_tracing()
 
     def __enter__(self) -> 'Client':
         return self

@@ -50,8 +50,12 @@ class GrpcTransport:
         self._sync_call: Any = None
         self._sync_lock = threading.Lock()
 
-    def send_one_blocking(self, request: jina_data_pb2.DataRequestProto,
-                          timeout: Optional[float]) -> jina_data_pb2.DataRequestProto:
+    def _with(self, trace: tuple) -> Optional[tuple]:
+        """The metadata of a data call: credentials, and the caller's trace context."""
+        return ((self._metadata or ()) + trace) or None
+
+    def send_one_blocking(self, request: jina_data_pb2.DataRequestProto, timeout: Optional[float],
+                          trace: tuple = ()) -> jina_data_pb2.DataRequestProto:
         """One unary call on a blocking channel (the fast path of the blocking Client)."""
         with self._sync_lock:
             if self._sync_channel is None:
@@ -67,7 +71,7 @@ class GrpcTransport:
                     request_serializer=jina_data_pb2.DataRequestProto.SerializeToString,
                     response_deserializer=jina_data_pb2.DataRequestProto.FromString)
         try:
-            return self._sync_call(request, timeout=timeout, metadata=self._metadata)
+            return self._sync_call(request, timeout=timeout, metadata=self._with(trace))
         except grpc.RpcError as e:
             raise translate_rpc_error(e, self.where) from None
 
@@ -97,12 +101,13 @@ class GrpcTransport:
                 self._sync_channel = None
 
     async def send(self, requests: list[jina_data_pb2.DataRequestProto], prefetch: int,
-                   timeout: Optional[float], results_in_order: bool) -> AsyncIterator[jina_data_pb2.DataRequestProto]:
+                   timeout: Optional[float], results_in_order: bool,
+                   trace: tuple = ()) -> AsyncIterator[jina_data_pb2.DataRequestProto]:
         channel = self._ensure_channel()
         if len(requests) == 1:
             stub = jina_data_pb2_grpc.JinaSingleDataRequestRPCStub(channel)
             try:
-                yield await stub.process_single_data(requests[0], timeout=timeout, metadata=self._metadata)
+                yield await stub.process_single_data(requests[0], timeout=timeout, metadata=self._with(trace))
             except grpc.aio.AioRpcError as e:
                 raise translate_rpc_error(e, self.where) from None
             return
@@ -115,7 +120,7 @@ class GrpcTransport:
                 yield await outgoing.get()
 
         metadata = ((RESULTS_IN_ORDER, 'true' if results_in_order else 'false'), (PREFETCH, str(prefetch or 0)),
-                    *self._credentials)
+                    *self._credentials, *trace)
         call = jina_data_pb2_grpc.JinaRPCStub(channel).Call(stream(), timeout=timeout, metadata=metadata)
 
         async def read() -> None:

@@ -132,26 +132,27 @@ class HttpTransport:
             return RequestTimeout(f'{self.base} did not answer in time ({type(e).__name__})')
         return InternalNetworkError(f'cannot reach {self.base}: {str(e) or type(e).__name__}', addresses=[self.base])
 
-    async def _post_json(self, path: str, body: dict[str, Any], timeout: float | None) -> httpx.Response:
+    async def _post_json(self, path: str, body: dict[str, Any], timeout: float | None,
+                         trace: tuple = ()) -> httpx.Response:
         try:
             # httpx's timeout bounds each read; asyncio's bounds the whole answer (a server that
             # drips a byte at a time would otherwise hold the call forever)
             async with asyncio.timeout(timeout):
-                return await self._http().post(path, json=body, timeout=timeout)
+                return await self._http().post(path, json=body, timeout=timeout, headers=dict(trace) or None)
         except TimeoutError:
             raise RequestTimeout(f'{self.base}{path} did not answer within {timeout} s') from None
         except httpx.HTTPError as e:
             raise self._translate(e) from None
 
-    async def _post(self, request: DataRequestProto, timeout: float | None) -> DataRequestProto:
+    async def _post(self, request: DataRequestProto, timeout: float | None, trace: tuple = ()) -> DataRequestProto:
         body = request_json(request)
         if self._per_endpoint_routes:
-            answer = await self._post_json(endpoint_path(request), body, timeout)
+            answer = await self._post_json(endpoint_path(request), body, timeout, trace)
         else:
-            answer = await self._post_json('/post', body, timeout)
+            answer = await self._post_json('/post', body, timeout, trace)
             if answer.status_code == 404:
                 # Jina's docarray-v2 gateways serve each endpoint as its own route instead of /post
-                retry = await self._post_json(endpoint_path(request), body, timeout)
+                retry = await self._post_json(endpoint_path(request), body, timeout, trace)
                 if retry.status_code != 404:
                     self._per_endpoint_routes = True
                     answer = retry
@@ -171,9 +172,9 @@ class HttpTransport:
         return _error_proto(request, f'{self.base}/post answered HTTP {answer.status_code}: {text}', 'HTTPError')
 
     async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: float | None,
-                   results_in_order: bool) -> AsyncIterator[DataRequestProto]:
+                   results_in_order: bool, trace: tuple = ()) -> AsyncIterator[DataRequestProto]:
         async def post(request: DataRequestProto) -> DataRequestProto:
-            response = await self._post(request, timeout)
+            response = await self._post(request, timeout, trace)
             response.header.request_id = request.header.request_id
             return response
 

@@ -41,7 +41,7 @@ class WebSocketTransport:
         return InternalNetworkError(f'lost the websocket connection to {self.url}: {detail}', addresses=[self.url])
 
     async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: float | None,
-                   results_in_order: bool) -> AsyncIterator[DataRequestProto]:
+                   results_in_order: bool, trace: tuple = ()) -> AsyncIterator[DataRequestProto]:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
@@ -49,7 +49,7 @@ class WebSocketTransport:
         try:
             connection = await asyncio.wait_for(
                 connect(self.url, subprotocols=['bytes'], ssl=ssl, max_size=None, proxy=None,
-                        additional_headers=self._headers,
+                        additional_headers={**(self._headers or {}), **dict(trace)} or None,
                         open_timeout=None, close_timeout=CLOSE_TIMEOUT), timeout or CONNECT_TIMEOUT)
         except TimeoutError:
             raise InternalNetworkError(f'cannot open a websocket to {self.url}: no handshake answer within '

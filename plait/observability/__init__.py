@@ -9,6 +9,7 @@ imported only when an option is on."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
@@ -57,3 +58,16 @@ def _endpoint(host: Optional[str], port: Optional[int]) -> str:
         if host.startswith(scheme):
             host = host[len(scheme):]
     return f'{host}:{port or DEFAULT_EXPORTER_PORT}'
+
+
+def client_trace(tracing: Any, endpoint: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """(span, trace metadata) for a client's post: a `client <endpoint>` span with
+    `Client(tracing=True)`; else the caller's current span if its process uses OpenTelemetry
+    (checked without importing it), so the caller's trace goes on through the Flow."""
+    if tracing is not None:
+        from plait.observability.tracing import client_span
+        return client_span(tracing, endpoint)
+    if 'opentelemetry.trace' not in sys.modules:
+        return None, ()
+    from plait.observability.tracing import caller_headers
+    return None, tuple(caller_headers().items())

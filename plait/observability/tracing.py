@@ -114,18 +114,14 @@ def end_span(span: Any, ok: bool, description: str = '') -> None:
     span.end()
 
 
-def noop_tracer() -> Any:
-    return trace.NoOpTracer()
-
-
 def caller_headers() -> dict[str, str]:
-    """The trace context of the caller's current span, if its process uses OpenTelemetry
-    (checked without importing it): lets a client continue the caller's trace."""
-    import sys
-
-    if 'opentelemetry.trace' not in sys.modules:
-        return {}
-    span = trace.get_current_span()
-    if not span.get_span_context().is_valid:
+    """The trace context of the caller's current span (none when there is no valid one)."""
+    if not trace.get_current_span().get_span_context().is_valid:
         return {}
     return headers_for(None)
+
+
+def client_span(tracing: Tracing, endpoint: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """A `client <endpoint>` span under the caller's current one, and its trace metadata."""
+    span = tracing.start_span(f'client {endpoint}', None, trace.SpanKind.CLIENT, {'plait.endpoint': endpoint})
+    return span, tuple(headers_for(context_of(span)).items())
