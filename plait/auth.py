@@ -20,6 +20,8 @@ import os
 import re
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
+from plait.errors import BadConfig
+
 TOKEN_ENV = 'PLAIT_AUTH_TOKEN'
 TOKEN_FILE_ENV = 'PLAIT_AUTH_TOKEN_FILE'
 EXECUTOR_SECRET_ENV = 'PLAIT_EXECUTOR_SECRET'
@@ -49,7 +51,7 @@ DOCS_HTTP_PREFIX = '/docs/static/'
 TokenOption = Union[str, Sequence[str], None]
 
 
-class AuthConfigError(ValueError):
+class AuthConfigError(BadConfig):
     """A token or token file is unusable. The message never contains a token."""
 
 

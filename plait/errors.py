@@ -3,7 +3,8 @@
     PlaitError
     ├── BadConfig                 a Flow/Deployment/Executor option or YAML file is wrong
     │   ├── UsesNotFound          `uses=` names nothing importable
-    │   └── UnknownOption         a keyword plait does not honour (a typo, or a Jina option not supported)
+    │   ├── UnknownOption         a keyword plait does not honour (a typo, or a Jina option not supported)
+    │   └── AuthConfigError       (plait.auth) a token or token file is unusable
     ├── RuntimeFailedToStart      a process did not become ready (crashed, timed out, port in use)
     ├── InternalNetworkError      a deployment could not be reached (names it and its addresses)
     │   └── SendError             (gateway) every replica of a deployment failed a call; has the gRPC code

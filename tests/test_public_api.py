@@ -23,3 +23,9 @@ def test_importing_plait_is_light():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ''
+
+
+def test_the_testing_helpers_are_pinned():
+    import plait.testing
+
+    assert plait.testing.__all__ == ['ExecutorHarness', 'FakeReplica', 'GatewayHarness']

@@ -276,13 +276,17 @@ class WorkerRuntime:
         proto.schemas.update(schemas)
         return proto
 
-    def _build_executor(self) -> Any:
+    def _build_executor(self, cls: Optional[type] = None) -> Any:
+        """The Executor of the config (of `cls` instead of `config.uses` when given: in-process
+        harnesses pass the class itself)."""
         from plait.executor import RuntimeArgs
         from plait.uses import load_class_reference, resolve_uses
 
         cfg = self.config
         batching: Optional[dict[str, Any]] = None
-        if cfg.uses.endswith(('.yml', '.yaml')):
+        if cls is not None:
+            uses_with, metas, reqs = cfg.uses_with, cfg.uses_metas, None
+        elif cfg.uses.endswith(('.yml', '.yaml')):
             spec = resolve_uses(cfg.uses, cfg.uses_with, cfg.uses_metas)
             cls, uses_with, metas, reqs = spec.cls, spec.uses_with, spec.metas, spec.requests
             batching = spec.dynamic_batching

@@ -92,6 +92,25 @@ class Replica:
             call = self._calls[path] = self.channel.unary_unary(path)
         return call
 
+    async def call(self, request_id: str, payload: bytes, timeout: Optional[float], metadata: tuple,
+                   stream: bool = True) -> RawDataRequest:
+        """One attempt on this replica: on its open stream unless `stream` is False (or the
+        request id is already in flight there), else a unary call; raises AioRpcError."""
+        if stream:
+            try:
+                return await self.mux.send(request_id, payload, timeout)
+            except Busy:
+                pass
+        body = await self.unary(SINGLE_PATH)(payload, timeout=timeout, metadata=metadata + self.credentials)
+        return RawDataRequest.FromString(body)
+
+    async def discover(self, timeout: float) -> Any:
+        """The replica's EndpointsProto; raises AioRpcError (UNIMPLEMENTED: it has no discovery)."""
+        from plait.proto import jina_common_pb2_grpc
+
+        stub = jina_common_pb2_grpc.JinaDiscoverEndpointsRPCStub(self.channel)
+        return await stub.endpoint_discovery(empty_pb2.Empty(), timeout=timeout, metadata=self.credentials or None)
+
     def start_watching(self) -> None:
         self._watch_task = asyncio.ensure_future(self._watch())
 
@@ -130,6 +149,10 @@ class Replica:
             await self._channel.close()
 
 
+# (deployment, index, address, on_change) -> an object with Replica's interface
+ReplicaFactory = Callable[[str, int, str, Callable[[Replica], None]], Replica]
+
+
 class ShardPool:
     """The replicas of one shard, used round-robin, healthy ones first."""
 
@@ -152,11 +175,17 @@ class DeploymentConnections:
 
     def __init__(self, name: str, shards: list[list[str]], compression: Optional[grpc.Compression],
                  on_change: Callable[[Replica], None], logger: logging.Logger,
-                 retry: Optional[RetryPolicy] = None, credentials: tuple = ()):
+                 retry: Optional[RetryPolicy] = None, credentials: tuple = (),
+                 replica_factory: Optional[ReplicaFactory] = None):
         self.name = name
         index = itertools.count()
-        self.shards = [ShardPool([Replica(name, next(index), addr, compression, on_change, logger, credentials)
-                                  for addr in shard]) for shard in shards]
+
+        def replica(address: str) -> Replica:
+            if replica_factory is not None:  # a test seam: replicas without sockets (plait.testing)
+                return replica_factory(name, next(index), address, on_change)
+            return Replica(name, next(index), address, compression, on_change, logger, credentials)
+
+        self.shards = [ShardPool([replica(addr) for addr in shard]) for shard in shards]
         self.retry = retry or RetryPolicy()
         self._any = itertools.count()
         self.endpoints: Optional[set[str]] = None
@@ -189,14 +218,7 @@ class DeploymentConnections:
                     and last.code() == grpc.StatusCode.UNAVAILABLE:
                 await asyncio.sleep(self.retry.backoff * attempt)  # every replica failed once: brief backoff
             try:
-                if stream:
-                    try:
-                        return await replica.mux.send(request_id, payload, timeout)
-                    except Busy:  # the same request id is already in flight there
-                        pass
-                body = await replica.unary(SINGLE_PATH)(payload, timeout=timeout,
-                                                        metadata=metadata + replica.credentials)
-                return RawDataRequest.FromString(body)
+                return await replica.call(request_id, payload, timeout, metadata, stream)
             except grpc.aio.AioRpcError as e:
                 last = e
                 if e.code() == grpc.StatusCode.UNAVAILABLE:
@@ -208,13 +230,9 @@ class DeploymentConnections:
 
     async def discover_endpoints(self, timeout: float) -> None:
         """Ask one replica which endpoints this deployment serves (cached)."""
-        from plait.proto import jina_common_pb2_grpc
-
         for replica in self.shards[0].order():
-            stub = jina_common_pb2_grpc.JinaDiscoverEndpointsRPCStub(replica.channel)
             try:
-                reply = await stub.endpoint_discovery(empty_pb2.Empty(), timeout=timeout,
-                                                      metadata=replica.credentials or None)
+                reply = await replica.discover(timeout)
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.UNIMPLEMENTED:
                     self.endpoints = {WIRE_DEFAULT_ENDPOINT}

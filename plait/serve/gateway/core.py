@@ -12,7 +12,7 @@ from plait.errors import MalformedRequest
 from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import GatewayConfig
-from plait.serve.gateway.connections import Replica
+from plait.serve.gateway.connections import Replica, ReplicaFactory
 from plait.serve.gateway.graph import Graph, RoutingFailure
 from plait.serve.gateway.outcome import Outcome, executor_outcome
 from plait.wire.constants import DRY_RUN_ENDPOINT
@@ -22,14 +22,17 @@ StatusProto = jina_common_pb2.StatusProto
 
 
 class GatewayCore:
-    def __init__(self, config: GatewayConfig, logger: logging.Logger, credentials: tuple = ()):
-        """`credentials`: gRPC metadata every call to an executor carries (its secret)."""
+    def __init__(self, config: GatewayConfig, logger: logging.Logger, credentials: tuple = (),
+                 replica_factory: Optional[ReplicaFactory] = None):
+        """`credentials`: gRPC metadata every call to an executor carries (its secret);
+        `replica_factory`: replicas without sockets, for tests (see plait.testing)."""
         self.config = config
         self.logger = logger
         self._readiness_listeners: list[Callable[[bool], Any]] = []
         self._was_ready: Optional[bool] = None
         self._seen_ready: set[str] = set()
-        self.graph = Graph(config, logger, on_replica_change=self._on_replica_change, credentials=credentials)
+        self.graph = Graph(config, logger, on_replica_change=self._on_replica_change, credentials=credentials,
+                           replica_factory=replica_factory)
         self.observer: Any = None  # plait.observability.observers.GatewayObserver when observability is on
 
     def observe(self, observer: Any) -> None:

@@ -16,7 +16,7 @@ from plait.policies import RetryPolicy
 from plait.proto import jina_common_pb2
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import START, DeploymentTarget, GatewayConfig
-from plait.serve.gateway.connections import DeploymentConnections, Replica, SendError
+from plait.serve.gateway.connections import DeploymentConnections, Replica, ReplicaFactory, SendError
 from plait.serve.gateway.filtering import compile_condition, filter_data
 from plait.serve.gateway.outcome import Failure, failure_of_code
 from plait.wire.channel import compression_of
@@ -39,14 +39,15 @@ class RoutingFailure(PlaitError):
 
 class Graph:
     def __init__(self, config: GatewayConfig, logger: logging.Logger,
-                 on_replica_change: Any = None, credentials: tuple = ()):
+                 on_replica_change: Any = None, credentials: tuple = (),
+                 replica_factory: Optional[ReplicaFactory] = None):
         self.config = config
         self.logger = logger
         self.targets: dict[str, DeploymentTarget] = {d.name: d for d in config.deployments}
         compression = compression_of(config.compression)
         self.deployments: dict[str, DeploymentConnections] = {
             d.name: DeploymentConnections(d.name, d.shards, compression, on_replica_change or (lambda r: None),
-                                          logger, RetryPolicy(retries=config.retries), credentials)
+                                          logger, RetryPolicy(retries=config.retries), credentials, replica_factory)
             for d in config.deployments}
         for target in config.deployments:
             for need in target.needs:
