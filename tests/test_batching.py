@@ -225,7 +225,7 @@ class _Gen(Executor):
     ({'/go': {'flush_all': 'yes'}}, 'flush_all must be true or false'),
     ({'/go': {'preferred_size': 4}}, "unknown dynamic batching option(s) ['preferred_size']"),
     ({'/go': {'use_custom_metric': True}}, 'use_custom_metric needs custom_metric'),
-    ({'/go': 8}, 'dynamic batching options must be a mapping'),
+    ({'/go': 8}, "dynamic batching of '/go': options must be a mapping, got 8"),
     ({'/stream': {'preferred_batch_size': 2}}, 'dynamic batching does not apply to it'),
     ({'no_such_method': {'preferred_batch_size': 2}}, "dynamic batching for 'no_such_method'"),
 ])

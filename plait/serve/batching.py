@@ -1,11 +1,12 @@
 """Dynamic batching: the documents of concurrent requests to one endpoint, with equal
 parameters, merged into one call of the Executor method.
 
-A batch is called once its documents reach `preferred_batch_size` (or, with `use_custom_metric`,
-their summed `custom_metric(doc)`) or its oldest request has waited `timeout` ms. What was queued
-is then passed in chunks of `preferred_batch_size` (all at once with `flush_all`), and every
-caller gets back exactly its own documents, in its order. A chunk that raises fails the
-requests with documents in it; the next chunk and the next batch run normally.
+A batch is due once its documents reach `preferred_batch_size` (or, with `use_custom_metric`,
+their summed `custom_metric(doc)`) or its oldest request has waited `timeout` ms, and is called
+as soon as the method is free. It takes the oldest requests up to `preferred_batch_size` (all
+of them with `flush_all`); a request larger than that is passed in calls of that size. Every
+caller gets back exactly its own documents, in its order. A call that raises fails the
+requests with documents in it; the next call and the next batch run normally.
 
 Configured per method (`@dynamic_batching`) or per endpoint or method name
 (`uses_dynamic_batching={'/foo': {...}}`, `dynamic_batching:` in an Executor YAML). The worker
@@ -43,10 +44,8 @@ class BatchConfig:
     custom_metric: Optional[Callable[[Any], float]] = None  # a document's weight, when used
 
     @classmethod
-    def parse(cls, options: Any, where: str) -> Optional['BatchConfig']:
+    def parse(cls, options: dict[str, Any], where: str) -> Optional['BatchConfig']:
         """The options of one endpoint, checked; None when `use_dynamic_batching` is False."""
-        if not isinstance(options, dict):
-            raise BadConfig(f'{where}: dynamic batching options must be a mapping, got {options!r}')
         unknown = set(options) - set(DEFAULTS)
         if unknown:
             raise BadConfig(f'{where}: unknown dynamic batching option(s) {sorted(unknown)}; '
@@ -98,6 +97,8 @@ def batching_table(requests: dict[str, str], options: dict[str, Any], owner: str
     for key, value in options.items():
         if not isinstance(key, str) or not key:
             raise BadConfig(f'{owner}: dynamic batching keys are endpoints or method names, got {key!r}')
+        if not isinstance(value, dict):
+            raise BadConfig(f'{owner}: dynamic batching of {key!r}: options must be a mapping, got {value!r}')
         if key.startswith('/') or key == DEFAULT_ENDPOINT:
             endpoint = DEFAULT_ENDPOINT if key == WIRE_DEFAULT_ENDPOINT and key not in requests else key
             if endpoint not in requests and DEFAULT_ENDPOINT not in requests:
@@ -114,8 +115,7 @@ def batching_table(requests: dict[str, str], options: dict[str, Any], owner: str
         method = requests.get(endpoint, requests.get(DEFAULT_ENDPOINT, ''))
         if endpoint == DRY_RUN_ENDPOINT or (method not in by_method and endpoint not in by_endpoint):
             continue
-        own = by_endpoint.get(endpoint)
-        merged = merge_options({'m': by_method.get(method, {})}, {'m': own if own is not None else {}})['m']
+        merged = {**by_method.get(method, {}), **by_endpoint.get(endpoint, {})}  # the endpoint's own win
         config = BatchConfig.parse(merged, f'{owner}: dynamic batching of {endpoint!r}')
         if config is None:
             continue
