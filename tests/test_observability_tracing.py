@@ -2,7 +2,7 @@
 TraceService) started here receives one connected trace per request across the gateway and
 two executors, continuing the caller's own trace (W3C traceparent in gRPC metadata and HTTP
 headers); executors get `self.tracer` and `tracing_context`; an unreachable collector is a
-log line and never fails a request."""
+log line and never fails a request; metrics=True pushes the metrics over OTLP."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from plait import Document, DocumentArray, Executor, Flow, requests
@@ -176,3 +177,46 @@ def test_client_spans_and_the_callers_own_trace(collector):
         gateways = [s for s in trace if s['name'] == f'gateway {endpoint}']
         assert len(gateways) == count and all(g['parent'] == span['span_id'] for g in gateways)
         assert len([s for s in trace if s['service'] == 'tokenizer/rep-0']) == 3 * count
+
+
+class MetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
+    """An OTLP metrics collector: the last value of every sum, by (service, metric name)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, str], float] = {}
+        self.names: set[tuple[str, str]] = set()
+        self.lock = threading.Lock()
+
+    def Export(self, request: Any, context: Any) -> Any:
+        with self.lock:
+            for resource_metrics in request.resource_metrics:
+                service = next(a.value.string_value for a in resource_metrics.resource.attributes
+                               if a.key == 'service.name')
+                for scope in resource_metrics.scope_metrics:
+                    for metric in scope.metrics:
+                        self.names.add((service, metric.name))
+                        if metric.HasField('sum'):
+                            self.sums[(service, metric.name)] = sum(p.as_int or p.as_double
+                                                                    for p in metric.sum.data_points)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+def test_metrics_are_pushed_over_otlp():
+    receiver = MetricsReceiver()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(receiver, server)
+    port = server.add_insecure_port('127.0.0.1:0')
+    server.start()
+    try:
+        with Flow(metrics=True, metrics_exporter_host='127.0.0.1', metrics_exporter_port=port, quiet=True) \
+                .add(name='judge', uses=Judge) as flow:
+            for _ in range(3):
+                flow.post('/judge', DocumentArray([Document(text='fine')]))
+        # every process pushed its final values when it stopped
+        assert receiver.sums[('gateway', 'jina_successful_requests')] == 3
+        assert receiver.sums[('judge/rep-0', 'jina_successful_requests')] == 3
+        assert receiver.sums[('judge/rep-0', 'jina_document_processed')] == 3
+        assert {('gateway', 'jina_receiving_request_seconds'), ('gateway', 'jina_sending_request_seconds'),
+                ('judge/rep-0', 'jina_process_request_seconds')} <= receiver.names
+    finally:
+        server.stop(0)

@@ -105,19 +105,31 @@ class WorkerMetrics(ProcessMetrics):
                                      PER_ENDPOINT, registry=r)
         self.stream_items = Counter('plait_stream_items', 'Items sent by streaming (generator) endpoints',
                                     PER_ENDPOINT, registry=r)
+        self._children: dict[str, tuple[Any, ...]] = {}
+
+    def _of(self, endpoint: str) -> tuple[Any, ...]:
+        """The per-endpoint series (request bytes, response bytes, method time, documents),
+        looked up once per endpoint: `.labels()` takes a lock and builds a key each call."""
+        children = self._children.get(endpoint)
+        if children is None:
+            labels = (endpoint, self.executor, self.runtime_name)
+            children = self._children[endpoint] = (
+                self.request_bytes.labels(*labels), self.response_bytes.labels(*labels),
+                self.process.labels(self.executor, endpoint, self.runtime_name), self.documents.labels(*labels))
+        return children
 
     def request(self, endpoint: str, seconds: float, ok: bool, received: int, sent: int) -> None:
-        labels = (endpoint, self.executor, self.runtime_name)
-        self.request_bytes.labels(*labels).observe(received)
-        self.response_bytes.labels(*labels).observe(sent)
+        request_bytes, response_bytes, _, _ = self._of(endpoint)
+        request_bytes.observe(received)
+        response_bytes.observe(sent)
         self.receiving.observe(seconds)
         (self.successful if ok else self.failed).inc()
 
     def method(self, endpoint: str, seconds: float) -> None:
-        self.process.labels(self.executor, endpoint, self.runtime_name).observe(seconds)
+        self._of(endpoint)[2].observe(seconds)
 
     def documents_processed(self, endpoint: str, count: int) -> None:
-        self.documents.labels(endpoint, self.executor, self.runtime_name).inc(count)
+        self._of(endpoint)[3].inc(count)
 
     def batch(self, endpoint: str, size: int, queued_seconds: Iterable[float]) -> None:
         labels = (endpoint, self.executor, self.runtime_name)
@@ -159,6 +171,7 @@ class GatewayMetrics(ProcessMetrics):
         self.received_bytes = Histogram('jina_received_response_bytes',
                                         'Size in bytes of responses returned by executors',
                                         per_deployment, registry=r, buckets=SIZE_BUCKETS)
+        self._children: dict[str, tuple[Any, Any, Any]] = {}
 
     def request(self, seconds: float, ok: bool, received: int, sent: int) -> None:
         self.request_bytes.observe(received)
@@ -167,10 +180,16 @@ class GatewayMetrics(ProcessMetrics):
         (self.successful if ok else self.failed).inc()
 
     def call(self, deployment: str, seconds: float, sent: int, received: Optional[int]) -> None:
-        self.sending.labels(self.runtime_name, deployment).observe(seconds)
-        self.sent_bytes.labels(self.runtime_name, deployment).observe(sent)
+        children = self._children.get(deployment)
+        if children is None:  # looked up once per deployment
+            labels = (self.runtime_name, deployment)
+            children = self._children[deployment] = (self.sending.labels(*labels), self.sent_bytes.labels(*labels),
+                                                      self.received_bytes.labels(*labels))
+        sending, sent_bytes, received_bytes = children
+        sending.observe(seconds)
+        sent_bytes.observe(sent)
         if received is not None:
-            self.received_bytes.labels(self.runtime_name, deployment).observe(received)
+            received_bytes.observe(received)
 
     def watch_replicas(self, replicas: Callable[[], Iterable[tuple[str, int, str, bool]]]) -> None:
         """`plait_replica_serving{deployment, replica, address}` from the gateway's live view."""
