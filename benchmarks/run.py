@@ -32,6 +32,7 @@ SECTIONS = {
     'batching': ('batching_bench', 'F. dynamic batching'),
     'hotpath': ('hotpath_bench', 'G. gateway hot path'),
     'observability': ('observability_bench', 'H. observability on and off'),
+    'auth': ('auth_bench', 'I. authentication'),
 }
 
 

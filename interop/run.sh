@@ -37,6 +37,9 @@ start "$J/jina" executor --uses JinaUpper --py-modules executors.py --port 34031
 wait_for executor grpc://127.0.0.1:34031
 start "$PLAIT/plait" gateway --port 34030 --deployments '[{"name": "executor0", "addresses": ["127.0.0.1:34031"]}]'
 wait_for flow grpc://127.0.0.1:34030 && { echo 'plait gateway -> Jina executor:'; "$PLAIT/python" client.py plait 34030 || status=1; }
+start env PLAIT_AUTH_TOKEN=interop-token-5a7c "$PLAIT/python" servers.py plait-flow 34041 34042
+wait_for flow grpc://127.0.0.1:34041 && { echo 'Jina client -> plait Flow needing a token:'
+  PLAIT_AUTH_TOKEN=interop-token-5a7c "$J/python" auth_client.py 34041 34042 || status=1; }
 echo 'Jina option names plait knows (plait/jina_options.py):'
 "$J/python" jina_options.py --check || status=1
 exit $status

@@ -5,6 +5,7 @@ import sys
 
 
 def plait_flow(ports: list[int]) -> None:
+    """Also with a token: the Flow reads $PLAIT_AUTH_TOKEN when it is set."""
     from plait import DocumentArray, Executor, Flow, requests
 
     class Upper(Executor):
@@ -13,7 +14,8 @@ def plait_flow(ports: list[int]) -> None:
             for doc in docs:
                 doc.text = (doc.text or '').upper()
 
-    with Flow(protocol=['grpc', 'http', 'websocket'], port=ports, quiet=True).add(uses=Upper) as f:
+    protocols = ['grpc', 'http', 'websocket'][:len(ports)]
+    with Flow(protocol=protocols, port=ports, quiet=True).add(uses=Upper) as f:
         print('READY', flush=True)
         f.block()
 

@@ -7,15 +7,17 @@ probes send tokens; nothing prints a token, even at DEBUG."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import json
+import logging
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from flow_helpers import grpcurl, run_script
+from flow_helpers import grpcurl, run_script, wait_until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_http_gateway import curl
 from test_websocket_gateway import WEBSOCAT
@@ -280,9 +282,6 @@ def test_deployment_with_a_token(replicas: int) -> None:
 
 # -- the plait command ------------------------------------------------------------------------
 def _plait(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    import os
-    import sys
-
     environment = {k: v for k, v in os.environ.items() if not k.startswith('PLAIT_')}
     environment.update(env or {})
     return subprocess.run([sys.executable, '-m', 'plait.cli.main', *args], capture_output=True, text=True,
@@ -360,8 +359,6 @@ def test_log_filter_redacts_authorization_values(caplog: pytest.LogCaptureFixtur
 
 
 def test_a_rotated_token_file_is_followed(tmp_path: Path) -> None:
-    from flow_helpers import wait_until
-
     token_file = tmp_path / 'token'
     token_file.write_text(OLD + '\n')
     with Flow(protocol='http', auth_token_file=str(token_file), quiet=True).add() as f:
@@ -418,3 +415,40 @@ def test_exports_reference_secrets_and_hold_no_token(tmp_path: Path) -> None:
     assert services['gateway']['environment'][auth.TOKEN_ENV].startswith('${PLAIT_AUTH_TOKEN:?')
     for name, service in services.items():
         assert service['environment'][auth.EXECUTOR_SECRET_ENV].startswith('${PLAIT_EXECUTOR_SECRET:?'), name
+
+
+# -- the commands a container runs: plait executor / plait gateway --auth-token-file ----------
+def test_plait_executor_and_gateway_take_a_token_file(tmp_path: Path) -> None:
+    from test_worker import worker
+
+    from plait.wire.ports import free_port
+
+    token_file = tmp_path / 'token'
+    token_file.write_text(f'{OLD}\n')
+    executor_port, gateway_port = free_port(), free_port()
+    with worker(executor_port, 'plait.executor:NoOpExecutor', '--auth-token-file', str(token_file)):
+        with Client(port=executor_port) as client:
+            with pytest.raises(Unauthenticated):
+                client.post('/')
+        with Client(port=executor_port, auth_token=OLD) as client:
+            assert client.post('/', inputs=None, return_responses=True)[0].status.code == 0
+        # a gateway in front of it: callers need the gateway's token, the gateway the executor's
+        gateway_file = tmp_path / 'gateway-token'
+        gateway_file.write_text(f'{NEW}\n')
+        deployments = json.dumps([{'name': 'executor0', 'addresses': [f'127.0.0.1:{executor_port}']}])
+        env = {k: v for k, v in os.environ.items() if not k.startswith('PLAIT_')}
+        env[auth.EXECUTOR_SECRET_ENV] = OLD  # what the gateway sends its executors
+        gateway = subprocess.Popen([sys.executable, '-m', 'plait.serve.gateway.runtime', '--host', '127.0.0.1',
+                                    '--port', str(gateway_port), '--deployments', deployments,
+                                    '--auth-token-file', str(gateway_file)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with Client(port=gateway_port, auth_token=NEW) as client:
+                assert wait_until(lambda: client.is_flow_ready(), timeout=30, interval=0.1) is not None
+                assert client.post('/', inputs=None, return_responses=True)[0].status.code == 0
+            with Client(port=gateway_port, auth_token=OLD) as client:
+                with pytest.raises(Unauthenticated):
+                    client.post('/')
+        finally:
+            gateway.terminate()
+            gateway.wait(timeout=15)
