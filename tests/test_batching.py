@@ -31,9 +31,21 @@ NAME = 'batcher'
 
 
 @pytest.fixture(scope='module')
-def batched():
-    with Deployment(uses=Batched, name=NAME, quiet=True) as dep:
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope='module')
+def batched(metrics_port: int):
+    with Deployment(uses=Batched, name=NAME, monitoring=True, port_monitoring=metrics_port, quiet=True) as dep:
         yield dep
+
+
+def scrape(port: int, prefix: str) -> dict[tuple[str, Any], float]:
+    """(sample name, endpoint label) -> value, of the samples starting with `prefix`."""
+    text = httpx.get(f'http://127.0.0.1:{port}/metrics', timeout=10, trust_env=False).text
+    return {(s.name, s.labels.get('executor_endpoint')): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples if s.name.startswith(prefix)}
 
 
 async def _post_all(port: int, endpoint: str, texts: list[str], parameters: dict | None = None,
@@ -128,10 +140,13 @@ def test_a_batch_that_raises_fails_each_of_its_callers_and_the_next_batch_runs(b
     assert 'as many documents as it was given: 2 in, 1 out' in str(wrong[0])
 
 
-def test_a_caller_that_gives_up_while_queued_is_left_out_of_the_batch(batched) -> None:
+def test_a_caller_that_gives_up_while_queued_is_left_out_of_the_batch(batched, metrics_port: int) -> None:
     # preferred size 2, timeout 60 s: the caller that gave up must not count towards the size
     gave_up = post_all(batched.port, '/slow', ['quitter'], parameters={'case': 'queued'}, timeout=0.5)
     assert isinstance(gave_up[0], Exception)
+    # the executor has seen the caller go (its request is no longer pending) before the others come
+    assert wait_until(lambda: scrape(metrics_port, 'jina_number_of_pending')[
+        ('jina_number_of_pending_requests', None)] == 0, timeout=30) is not None
     responses = post_all(batched.port, '/slow', ['stay-1', 'stay-2'], parameters={'case': 'queued'})
     assert [r.docs[0].text for r in responses] == ['STAY-1', 'STAY-2']
     assert [sorted(t) for t in calls(responses).values()] == [['stay-1', 'stay-2']]
@@ -294,14 +309,14 @@ def test_exported_containers_keep_the_batching_of_the_executor_yaml(tmp_path: Pa
     assert given == {'/go': {'preferred_batch_size': 3, 'timeout': 50}}
 
 
-def test_batch_sizes_and_queueing_times_are_prometheus_metrics() -> None:
-    port = free_port()
-    with Deployment(uses=Batched, name=NAME, monitoring=True, port_monitoring=port, quiet=True) as dep:
-        post_all(dep.port, '/size', [f'm{i}' for i in range(8)])
-        text = httpx.get(f'http://127.0.0.1:{port}/metrics', timeout=10, trust_env=False).text
-    samples = {(s.name, s.labels.get('executor_endpoint')): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name.startswith('plait_batch')}
-    assert samples[('plait_batch_size_count', '/size')] == 1  # one call...
-    assert samples[('plait_batch_size_sum', '/size')] == 8    # ...of 8 documents
-    assert samples[('plait_batch_queue_seconds_count', '/size')] == 8  # each request's wait
+def test_batch_sizes_and_queueing_times_are_prometheus_metrics(batched, metrics_port: int) -> None:
+    before = scrape(metrics_port, 'plait_batch')
+    post_all(batched.port, '/size', [f'm{i}' for i in range(8)])
+    after = scrape(metrics_port, 'plait_batch')
+
+    def grew(name: str) -> float:
+        return after[(name, '/size')] - before.get((name, '/size'), 0)
+
+    assert grew('plait_batch_size_count') == 1  # one call...
+    assert grew('plait_batch_size_sum') == 8    # ...of 8 documents
+    assert grew('plait_batch_queue_seconds_count') == 8  # each request's wait
