@@ -102,7 +102,7 @@ def _plain(section: Section, settings: Settings) -> None:
 
 def _batched(section: Section, settings: Settings) -> None:
     """plait batched and, when the interop venv exists, Jina batched, repetition by repetition."""
-    from bench_executors import PREFERRED_BATCH_SIZE, CostlyBatched
+    from bench_executors import PREFERRED_BATCH_SIZE, CostlyBatched, NoOp
 
     from plait import Deployment
     from plait.wire.ports import free_port
@@ -112,11 +112,13 @@ def _batched(section: Section, settings: Settings) -> None:
         section.notes.append('Jina not measured: `interop/.interop-venv` does not exist (`make interop` builds it).')
     with contextlib.ExitStack() as stack:
         dep = stack.enter_context(Deployment(uses=CostlyBatched, quiet=True))
+        noop = stack.enter_context(Deployment(uses=NoOp, quiet=True))
         jina_port = stack.enter_context(jina_executor(free_port())) if has_jina else None
         for _ in range(settings.reps):
             _one_run(section, 'batched', dep.port, PREFERRED_BATCH_SIZE, _seconds(settings))
             if jina_port is not None:
                 _one_run(section, 'batched, Jina 3.x', jina_port, PREFERRED_BATCH_SIZE, _seconds(settings))
+            _transport_limit(section, noop.port, settings)
 
 
 def _seconds(settings: Settings) -> float:
@@ -158,19 +160,12 @@ async def _serving(port: int) -> bool:
         return await client.is_deployment_ready(timeout=1.0)
 
 
-def _transport_limit(section: Section, settings: Settings) -> None:
-    """The same load on a no-op Executor: how many 1-document requests this machine moves
-    through one executor process at all, right now."""
-    from bench_executors import NoOp
-
-    from plait import Deployment
-
+def _transport_limit(section: Section, port: int, settings: Settings) -> None:
+    """One repetition of the same load on a no-op Executor: how many 1-document requests this
+    machine moves through one executor process at all, in the same window as the batched runs."""
     row = section.row('throughput, no-op executor (the transport limit)', 'req/s',
                       note='same clients; the method does nothing')
-    with Deployment(uses=NoOp, quiet=True) as dep:
-        for _ in range(settings.reps):
-            rate, _, _ = asyncio.run(_load(dep.port, _seconds(settings), tagged=False))
-            row.plait.append(rate)
+    row.plait.append(asyncio.run(_load(port, _seconds(settings), tagged=False))[0])
 
 
 def _gain(section: Section) -> None:
@@ -197,7 +192,8 @@ def new_section() -> Section:
          'throughput floor = documents per call / seconds per call (the most one replica can serve: '
          '1 document per ~20.1 ms plain, 32 per ~23.2 ms batched, about 1,380 req/s); latency floor = '
          'one call. Targets from the issue: batching gains >= 5x, and reaches >= 65% of the limit.'),
-        ('The no-op row is the same load on an Executor that does nothing: on a shared 2-core machine '
+        ('The no-op row is the same load on an Executor that does nothing, run in the same repetitions as the '
+         'batched rows: on a shared 2-core machine '
          'the client and the executor process compete for the cores, and this bounds every row above.'),
         ('Jina 3.x rows: `benchmarks/jina_costly.py` (the same cost, `@dynamic_batching(preferred_batch_size=32, '
          'timeout=10)`) served by `jina executor` from the interop venv (`make interop` builds '
@@ -210,7 +206,6 @@ def new_section() -> Section:
 def measure(section: Section, settings: Settings) -> None:
     guarded(section, 'plain', lambda: _plain(section, settings))
     guarded(section, 'batched', lambda: _batched(section, settings))
-    guarded(section, 'no-op', lambda: _transport_limit(section, settings))
     _gain(section)
 
 
