@@ -452,3 +452,30 @@ def test_plait_executor_and_gateway_take_a_token_file(tmp_path: Path) -> None:
         finally:
             gateway.terminate()
             gateway.wait(timeout=15)
+
+
+@pytest.mark.parametrize('command', ['flow', 'deployment'])
+def test_plait_flow_and_deployment_take_a_token_file(tmp_path: Path, command: str) -> None:
+    from test_flow_cli import plait, terminate_and_check, wait_ready
+
+    from plait.wire.ports import free_port
+
+    port = free_port()
+    token_file = tmp_path / 'token'
+    token_file.write_text(f'{OLD}\n')
+    if command == 'flow':
+        flow_yml = tmp_path / 'flow.yml'
+        flow_yml.write_text(f'jtype: Flow\nwith:\n  port: {port}\nexecutors:\n  - name: a\n')
+        args = ['flow', str(flow_yml)]
+    else:
+        args = ['deployment', '--uses', 'plait.executor:NoOpExecutor', '--port', str(port), '--replicas', '2']
+    proc = plait(*args, '--auth-token-file', str(token_file), '--quiet',
+                 env={k: '' for k in auth.SECRET_ENVS})
+    try:
+        wait_ready(proc, port, command)  # readiness is open
+        with Client(port=port) as client:
+            assert not client.dry_run()
+        with Client(port=port, auth_token=OLD) as client:
+            assert client.dry_run() and client.post('/', inputs=None) is not None
+    finally:
+        terminate_and_check(proc)

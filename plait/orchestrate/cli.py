@@ -68,6 +68,9 @@ def flow_main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('yaml', nargs='?', help='the Flow YAML file (same as --uses)')
     parser.add_argument('--uses', help='the Flow YAML file (jtype: Flow)')
     parser.add_argument('--quiet', action='store_true', help="do not pass the services' logs through")
+    parser.add_argument('--auth-token-file', default=None, metavar='FILE',
+                        help='callers must send one of the tokens in FILE (one per line; also '
+                             '$PLAIT_AUTH_TOKEN, $PLAIT_AUTH_TOKEN_FILE)')
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -81,7 +84,10 @@ def flow_main(argv: Optional[list[str]] = None) -> int:
     from plait.orchestrate.flow import Flow
 
     try:
-        flow = Flow.load_config(path, **({'quiet': True} if args.quiet else {}))
+        overrides = {'quiet': True} if args.quiet else {}
+        if args.auth_token_file:
+            overrides['auth_token_file'] = args.auth_token_file
+        flow = Flow.load_config(path, **overrides)
     except PlaitError as e:
         return _fail('plait flow', e)
     return serve(flow, 'plait flow')
@@ -128,6 +134,9 @@ def deployment_main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('--polling', default=None, help='ANY or ALL: shards a request goes to (default: ANY)')
     parser.add_argument('--timeout-ready', type=int, default=None, help='ms to wait for start-up; -1 forever')
     parser.add_argument('--quiet', action='store_true', help="do not pass the services' logs through")
+    parser.add_argument('--auth-token-file', default=None, metavar='FILE',
+                        help='callers must send one of the tokens in FILE (one per line; also '
+                             '$PLAIT_AUTH_TOKEN, $PLAIT_AUTH_TOKEN_FILE)')
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -147,7 +156,7 @@ def deployment_main(argv: Optional[list[str]] = None) -> int:
         given = {'uses_with': _json_object(args.uses_with, '--uses-with'), 'name': args.name,
                  'port': args.port, 'host': args.host, 'protocol': args.protocol, 'replicas': args.replicas,
                  'shards': args.shards, 'polling': args.polling, 'timeout_ready': args.timeout_ready,
-                 'quiet': args.quiet or None}
+                 'quiet': args.quiet or None, 'auth_token_file': args.auth_token_file}
         options.update({k: v for k, v in given.items() if v is not None})
         deployment = Deployment(**options)
     except SystemExit as e:

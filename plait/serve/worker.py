@@ -318,6 +318,7 @@ class WorkerRuntime:
             return []
         from plait import auth
 
+        auth.warn_if_plaintext(self.config.host, False, self.logger)  # an executor serves no TLS
         return [auth.grpc_interceptor(auth.TokenCheck(self.tokens))]
 
     async def run(self, ready_fd: Optional[int] = None) -> int:
