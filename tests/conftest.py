@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
+from flow_helpers import wait_until
 from plait.wire.ports import free_port
 
 
@@ -56,11 +56,8 @@ def no_orphans():
     """Fail a test that leaves a child process running; kill what it left."""
     before = child_pids()
     yield
-    deadline = time.monotonic() + 5
+    wait_until(lambda: not child_pids() - before, timeout=5, interval=0.05)
     left = child_pids() - before
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = child_pids() - before
     for pid in left:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -72,3 +69,17 @@ def no_orphans():
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture
+def wait():
+    """`wait(predicate, timeout, what=..., interval=..., abort=...)`: poll until `predicate()` is
+    true and return the seconds it took; fail the test naming `what` when `timeout` runs out,
+    or at once with the reason `abort()` returns (e.g. the process died)."""
+    def wait(predicate, timeout: float = 30.0, what: str = 'the condition', interval: float = 0.02,
+             abort=None) -> float:
+        took = wait_until(predicate, timeout, interval, abort)
+        if took is None:
+            pytest.fail(f'{what}: not within {timeout} s')
+        return took
+    return wait

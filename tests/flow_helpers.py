@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 GRPCURL = str(Path(sys.executable).parent / 'grpcurl')
@@ -40,12 +42,17 @@ def grpcurl_json(address: str, method: str, data: dict | None = None) -> Any:
     return json.loads(done.stdout)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> float | None:
-    """Poll `predicate` until true; the seconds it took, or None if `timeout` passed first."""
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.02,
+               abort: Callable[[], Any] | None = None) -> float | None:
+    """The one wait of the tests: poll `predicate` until true; the seconds it took, or None if
+    `timeout` passed first. `abort` (e.g. "the process died") is asked each round: whatever
+    true it returns fails the test at once, as the reason. The `wait` fixture wraps it."""
     start = time.monotonic()
     while True:
         if predicate():
             return time.monotonic() - start
+        if abort is not None and (reason := abort()):
+            pytest.fail(str(reason))
         if time.monotonic() - start > timeout:
             return None
         time.sleep(interval)
@@ -120,15 +127,17 @@ class Script:
 
     def wait_for_line(self, needle: str, timeout: float = 60) -> str:
         """The first output line containing `needle`; fails if the script exits or time runs out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if needle in line:
-                    return line
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f'no line with {needle!r}; output so far:\n' + '\n'.join(self.lines[-40:]))
+        def found() -> str | None:
+            return next((line for line in list(self.lines) if needle in line), None)
+
+        def exited() -> bool:
+            return self.proc.poll() is not None and not self._reader.is_alive() and not found()
+
+        wait_until(lambda: found() or exited(), timeout, interval=0.05)
+        line = found()
+        if line is None:
+            raise AssertionError(f'no line with {needle!r}; output so far:\n' + '\n'.join(self.lines[-40:]))
+        return line
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Send `sig` and wait for the exit code (SIGKILL after `timeout`)."""

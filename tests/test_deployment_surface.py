@@ -9,13 +9,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 from docarray import DocList
+from flow_helpers import wait_until
 from worker_executors import Appender, Poem, Summary, TypedExecutor
 
 from plait import Client, Deployment
@@ -90,11 +90,9 @@ def _user_script(tmp_path: Path, body: str) -> Path:
 
 
 def _wait_ready(client: Client, proc: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not client.is_deployment_ready(timeout=1):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, 'the script did not start serving'
-        time.sleep(0.2)
+    took = wait_until(lambda: client.is_deployment_ready(timeout=1), seconds, interval=0.2,
+                      abort=lambda: proc.poll() is not None and proc.communicate())
+    assert took is not None, 'the script did not start serving'
 
 
 def test_executor_serve_blocks_and_serves_until_sigterm(tmp_path: Path, port: int) -> None:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from flow_helpers import wait_until
 from plait import Client, Document, DocumentArray, Executor, Flow, requests
 from plait.errors import BadConfig
 from plait.orchestrate.export import cli_main
@@ -298,21 +299,21 @@ def test_export_help_has_examples(capsys):
 def wait_serving(address: str, service: str, processes: dict[str, subprocess.Popen], logs: Path,
                  timeout: float = 60.0) -> None:
     """Until gRPC health `service` at `address` is SERVING; fail early when a process died."""
-    deadline = time.monotonic() + timeout
+    def died() -> str | None:
+        return next((f'{name} exited with {proc.returncode}:\n{(logs / name).read_text()}'
+                     for name, proc in processes.items() if proc.poll() is not None), None)
+
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            for name, proc in processes.items():
-                if proc.poll() is not None:
-                    pytest.fail(f'{name} exited with {proc.returncode}:\n{(logs / name).read_text()}')
+
+        def serving() -> bool:
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1).status == SERVING:
-                    return
+                return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1).status == SERVING
             except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f'{address} health {service!r} not SERVING within {timeout}s')
-            time.sleep(0.2)
+                return False
+
+        if wait_until(serving, timeout, interval=0.2, abort=died) is None:
+            pytest.fail(f'{address} health {service!r} not SERVING within {timeout}s')
 
 
 def local_command(container: dict[str, Any]) -> list[str]:

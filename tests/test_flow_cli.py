@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from flow_helpers import wait_until
 from plait import Client, Document, DocumentArray
 from plait.orchestrate.cli import deployment_main, flow_main
 from plait.wire.ports import free_port
@@ -57,15 +57,11 @@ def alive(pid: int) -> bool:
 
 
 def wait_ready(proc: subprocess.Popen, port: int, kind: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
     with Client(host='127.0.0.1', port=port) as client:
         check = client.is_flow_ready if kind == 'flow' else client.is_deployment_ready
-        while not check(timeout=1):
-            if proc.poll() is not None:
-                pytest.fail(f'exited with {proc.returncode} before it was ready:\n{proc.stdout.read()}')
-            if time.monotonic() > deadline:
-                pytest.fail(f'not ready within {timeout}s')
-            time.sleep(0.2)
+        died = lambda: proc.poll() is not None and f'exited with {proc.returncode} before it was ready:\n{proc.stdout.read()}'  # noqa: E731,E501
+        if wait_until(lambda: check(timeout=1), timeout, interval=0.2, abort=died) is None:
+            pytest.fail(f'not ready within {timeout}s')
 
 
 def terminate_and_check(proc: subprocess.Popen) -> str:
@@ -80,9 +76,7 @@ def terminate_and_check(proc: subprocess.Popen) -> str:
             proc.kill()
             proc.communicate(timeout=5)
     assert proc.returncode == 0, output
-    deadline = time.monotonic() + 5
-    while any(alive(p) for p in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not any(alive(p) for p in children), 5, interval=0.1)
     assert not [p for p in children if alive(p)], output
     return output
 

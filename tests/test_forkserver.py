@@ -9,11 +9,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
+from flow_helpers import wait_until
 from plait import Client, Document, Flow
 from plait.serve.lifecycle import process_alive
 
@@ -68,17 +68,13 @@ def test_nothing_outlives_a_user_process_killed_with_sigkill(tmp_path):
     proc = subprocess.Popen([sys.executable, '-c', script], env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while not pids_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(pids_file.exists, 60, interval=0.05)
         pids = json.loads(pids_file.read_text())
         assert len(pids) == 4 and all(process_alive(p) for p in pids)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not any(process_alive(p) for p in pids), 10, interval=0.1)
     left = [p for p in pids if process_alive(p)]
     for p in left:
         os.kill(p, signal.SIGKILL)

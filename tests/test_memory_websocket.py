@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flow_helpers import wait_until
 from plait import DocumentArray, Executor, Flow, requests
 from plait.proto import jina_data_pb2
 from plait.wire.json_codec import json_doc_list_proto
@@ -159,7 +160,8 @@ def test_websocket_churn_keeps_memory_flat(ws_flow: Flow) -> None:
     done, lost = asyncio.run(churn(url, CONNECTIONS, SOAK_SECONDS, start=WARMUP_CONNECTIONS))
     seconds = time.monotonic() - start
     after = uss_bytes(pid)
-    time.sleep(0.5)  # the server side of dropped connections closes asynchronously
+    # the server side of dropped connections closes asynchronously
+    wait_until(lambda: open_fds(pid) <= fds_before + 2, 5)
     fds_after = open_fds(pid)
     measure('websocket.churn', connections=done, lost=len(lost), seconds=seconds,
             connections_per_s=done / seconds, uss_after_warmup_mb=baseline / MB, uss_after_mb=after / MB,

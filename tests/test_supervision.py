@@ -315,7 +315,9 @@ def test_replica_exiting_inside_requests_is_given_up_after_the_bound(plait_log: 
                     client.post('/boom', Document(), timeout=10)
                 crashes += 1
                 wait_until(lambda: not f.process_of('executor0/rep-0').alive(), timeout=5)
-                time.sleep(0.2)  # let the supervisor see this death before asking readiness again
+                # the supervisor saw this death (a restart line, or giving up) before readiness is asked again
+                wait_until(lambda n=crashes: sum('restarting in' in x or 'giving up' in x for x in plait_log) >= n,
+                           timeout=5)
             line = next(x for x in plait_log if 'giving up' in x)
             assert 'executor0/rep-0 exited with code 3 and has restarted 5 times in 60 s: giving up on it' in line
             assert f.is_flow_ready(timeout=2) is False

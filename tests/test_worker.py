@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from flow_helpers import wait_until
 from plait.proto import jina_data_pb2
 
 TESTS = Path(__file__).parent
@@ -33,15 +33,6 @@ def health(port: int, timeout: float = 1.0) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
 @contextmanager
 def worker(port: int, uses: str = 'plait.executor:NoOpExecutor', *extra: str, name: str = 'executor0'):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get('PYTHONPATH', '')]))
@@ -49,7 +40,8 @@ def worker(port: int, uses: str = 'plait.executor:NoOpExecutor', *extra: str, na
                              '--uses', uses, '--name', name, *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert wait_for(lambda: health(port) == 'SERVING' or proc.poll() is not None), 'worker did not start'
+        assert wait_until(lambda: health(port) == 'SERVING' or proc.poll() is not None, 30) is not None, \
+            'worker did not start'
         assert proc.poll() is None, proc.stdout.read()
         yield proc
     finally:
@@ -109,26 +101,30 @@ def test_endpoint_discovery_lists_endpoints_and_schemas(port):
         assert schema['output']['name'] == 'Summary' and 'length' in schema['output']['model']['properties']
 
 
-def test_health_is_instant_while_user_code_is_busy(port):
+def test_health_is_instant_while_user_code_is_busy(port, tmp_path, wait):
+    started = tmp_path / 'started'
     with worker(port, 'worker_executors:SlowExecutor', '--uses-with', '{"seconds": 3}'):
         result = {}
-        busy = threading.Thread(target=lambda: result.update(r=call_single(port, data_request('/'))))
+        request = data_request('/', parameters={'started': str(started)})
+        busy = threading.Thread(target=lambda: result.update(r=call_single(port, request)))
         busy.start()
-        time.sleep(0.5)
+        wait(started.exists, 30, 'the Executor method to start')
         assert health(port, timeout=0.5) == 'SERVING'  # answered while the method sleeps
         busy.join(timeout=30)
         response, _ = result['r']
         assert response.header.status.code == 0
 
 
-def test_sigterm_drains_in_flight_request_then_exits(port):
+def test_sigterm_drains_in_flight_request_then_exits(port, tmp_path, wait):
+    started = tmp_path / 'started'
     with worker(port, 'worker_executors:SlowExecutor', '--uses-with', '{"seconds": 2}') as proc:
         result = {}
-        busy = threading.Thread(target=lambda: result.update(r=call_single(port, data_request('/'))))
+        request = data_request('/', parameters={'started': str(started)})
+        busy = threading.Thread(target=lambda: result.update(r=call_single(port, request)))
         busy.start()
-        time.sleep(0.5)
+        wait(started.exists, 30, 'the Executor method to start')
         proc.send_signal(signal.SIGTERM)
-        assert wait_for(lambda: health(port, 0.3) in ('NOT_SERVING', 'UNAVAILABLE'), timeout=1.5)
+        assert wait_until(lambda: health(port, 0.3) in ('NOT_SERVING', 'UNAVAILABLE'), timeout=1.5) is not None
         busy.join(timeout=30)
         response, _ = result['r']
         assert response.header.status.code == 0

@@ -11,7 +11,8 @@ from plait import Document, DocumentArray, Executor, requests
 
 
 class SlowExecutor(Executor):
-    """Sleeps `seconds` (parameters may override) in a sync method, then tags the docs."""
+    """Sleeps `seconds` (parameters may override) in a sync method, then tags the docs;
+    `parameters['started']`, a path, is created as the method starts (tests wait on it)."""
 
     def __init__(self, seconds: float = 1.0, **kwargs):
         super().__init__(**kwargs)
@@ -19,6 +20,8 @@ class SlowExecutor(Executor):
 
     @requests
     def slow(self, docs: DocumentArray, parameters: dict, **kwargs):
+        if parameters.get('started'):
+            open(parameters['started'], 'w').close()
         time.sleep(float(parameters.get('seconds', self.seconds)))
         for doc in docs:
             doc.tags['slept'] = True
