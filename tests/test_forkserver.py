@@ -43,13 +43,15 @@ def test_flow_works_with_and_without_the_fork_server(forkserver):
     assert result['envs']['PLAIT_FLOW_MARK'] == 'yes'  # the Flow's env reached the gateway
 
 
-def test_each_forked_process_has_its_own_session():
+def test_each_forked_process_has_its_own_session(monkeypatch):
+    # executors of a Flow answer _status only with the Flow's secret (plait.auth)
+    monkeypatch.setenv('PLAIT_EXECUTOR_SECRET', 'forkserver-test-secret')
     with Flow(quiet=True).add(replicas=2) as f:
         from plait.clients.grpc import GrpcTransport  # noqa: F401
         sessions = set()
         for label in ('executor0/rep-0', 'executor0/rep-1'):
             port = f.deployments['executor0'].worker_ports[0][int(label[-1])]
-            sessions.add(Client(port=port).status()['jina']['session-id'])
+            sessions.add(Client(port=port, auth_token='forkserver-test-secret').status()['jina']['session-id'])
         sessions.add(f.client.status()['jina']['session-id'])
         assert len(sessions) == 3
 

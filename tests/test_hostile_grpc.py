@@ -59,6 +59,12 @@ def truncated() -> bytes:
     return body[: len(body) - 50]  # cut inside the documents: the lengths no longer add up
 
 
+# the hostile caller holds the Flow's secret, so what is tested is the executor's handling of the
+# bytes, not its refusal of strangers (tests/test_auth*.py cover that); the gateway has no token
+SECRET = 'hostile-test-secret'
+CREDENTIALS = (('authorization', f'Bearer {SECRET}'),)
+
+
 @dataclass
 class Outcome:
     """How a call ended: its gRPC status code and, per streamed response, the header status."""
@@ -78,7 +84,7 @@ def _parse_responses(bodies: list[bytes]) -> tuple[tuple[str, ...], tuple[str, .
 def unary(port: int, body: bytes) -> Outcome:
     with grpc.insecure_channel(f'127.0.0.1:{port}', options=_NO_LIMIT) as channel:
         try:
-            reply = channel.unary_unary(UNARY)(body, timeout=CALL_TIMEOUT)
+            reply = channel.unary_unary(UNARY)(body, timeout=CALL_TIMEOUT, metadata=CREDENTIALS)
         except grpc.RpcError as e:
             return Outcome(e.code().name, e.details() or '')
     statuses, names = _parse_responses([reply])
@@ -87,7 +93,7 @@ def unary(port: int, body: bytes) -> Outcome:
 
 def stream(port: int, bodies: list[bytes]) -> Outcome:
     with grpc.insecure_channel(f'127.0.0.1:{port}', options=_NO_LIMIT) as channel:
-        call = channel.stream_stream(STREAM)(iter(bodies), timeout=CALL_TIMEOUT)
+        call = channel.stream_stream(STREAM)(iter(bodies), timeout=CALL_TIMEOUT, metadata=CREDENTIALS)
         received: list[bytes] = []
         try:
             received.extend(call)
@@ -105,8 +111,13 @@ def still_serves(port: int) -> None:
 
 
 def _flow(env: dict[str, str] | None = None) -> Iterator[dict[str, int]]:
-    with Flow(quiet=True, env=env).add(uses=EchoOnly) as f:
-        yield {'gateway': f.port, 'executor': f.deployments['executor0'].worker_ports[0][0]}
+    mp = pytest.MonkeyPatch()
+    mp.setenv('PLAIT_EXECUTOR_SECRET', SECRET)  # the executor answers callers that hold the Flow's secret
+    try:
+        with Flow(quiet=True, env=env).add(uses=EchoOnly) as f:
+            yield {'gateway': f.port, 'executor': f.deployments['executor0'].worker_ports[0][0]}
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(scope='module')

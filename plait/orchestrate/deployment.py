@@ -304,3 +304,4 @@ class _AsFlow:
         self._init_args = {'port': deployment.ports if deployment._ports_given else None, 'name': deployment.name}
         self.env, self.timeout_ready = deployment.env, deployment.timeout_ready
         self.gateway_config = deployment.gateway_config
+        self.auth_tokens = deployment.auth_tokens
