@@ -31,9 +31,9 @@ def _measure(section: Section, settings: Settings, protocol: str) -> None:
     try:
         checked_flow = Flow(protocol=protocol, quiet=True, auth_token=TOKEN).add(uses=NoOp)
         with open_flow, checked_flow:
-            for _ in range(settings.reps):
-                for flow, values in ((open_flow, (latency.floor, throughput.floor)),
-                                     (checked_flow, (latency.plait, throughput.plait))):
+            pairs = [(open_flow, (latency.floor, throughput.floor)), (checked_flow, (latency.plait, throughput.plait))]
+            for rep in range(settings.reps):
+                for flow, values in pairs if rep % 2 == 0 else pairs[::-1]:  # neither always goes first
                     values[0].append(median(ms(client_latency(flow.port, protocol, plan.count, plan.warmup))))
                     values[1].append(client_throughput(flow.port, protocol, plan.clients, plan.seconds))
     finally:
@@ -56,9 +56,10 @@ def _executor_secret(section: Section, settings: Settings) -> None:
     try:
         checked_dep = Deployment(uses=NoOp, quiet=True, auth_token=TOKEN)
         with open_dep, checked_dep:
-            for _ in range(settings.reps):
-                row.floor.append(median(ms(client_latency(open_dep.port, 'grpc', plan.count, plan.warmup))))
-                row.plait.append(median(ms(client_latency(checked_dep.port, 'grpc', plan.count, plan.warmup))))
+            pairs = [(open_dep, row.floor), (checked_dep, row.plait)]
+            for rep in range(settings.reps):
+                for dep, values in pairs if rep % 2 == 0 else pairs[::-1]:
+                    values.append(median(ms(client_latency(dep.port, 'grpc', plan.count, plan.warmup))))
     finally:
         os.environ.pop(TOKEN_ENV, None)
 
@@ -66,7 +67,7 @@ def _executor_secret(section: Section, settings: Settings) -> None:
 def new_section() -> Section:
     return Section('auth', 'I. Authentication: what checking a token costs', notes=[
         ('A one-executor Flow (no-op Executor) with `auth_token=...` beside the same Flow without one, '
-         'interleaved per repetition; every client sends the token to both, so the floor column is the '
+         'interleaved per repetition (which goes first alternates); every client sends the token to both, so the floor column is the '
          'same traffic without the check. The executor row is a lone replica checking the token itself '
          '(the gRPC interceptor every executor of a Flow runs for the secret its gateway sends; the '
          'gateway opens one stream per replica, so that check runs once per stream there).'),

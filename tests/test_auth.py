@@ -146,6 +146,14 @@ def test_the_flow_posts_with_its_own_token(flow: Flow) -> None:
     assert flow.dry_run()
 
 
+def test_tokens_and_the_secret_are_not_on_any_command_line(flow: Flow) -> None:
+    labels = ['gateway', 'executor0/rep-0', 'executor0/rep-1']
+    for label in labels:
+        with open(f'/proc/{flow.process_of(label).pid}/cmdline', 'rb') as f:
+            cmdline = f.read().decode()
+        assert cmdline and all(v not in cmdline for v in (OLD, NEW, SECRET)), label
+
+
 # -- grpcurl ----------------------------------------------------------------------------------
 def _grpcurl(address: str, method: str, *headers: str, data: dict | None = None) -> subprocess.CompletedProcess:
     return grpcurl(address, method, data, headers=headers)
@@ -388,6 +396,11 @@ def test_exports_reference_secrets_and_hold_no_token(tmp_path: Path) -> None:
     assert all(OLD not in p.read_text(errors='replace') for p in files)
     manifests = [d for p in sorted(k8s.rglob('*.yml')) if 'plait-app' not in p.parts
                  for d in yaml.safe_load_all(p.read_text()) if d]
+    manifest_files = [str(p) for p in sorted(k8s.rglob('*.yml')) if 'plait-app' not in p.parts]
+    command = [sys.executable, '-m', 'kubernetes_validate', '--strict', '-k', kubernetes_validate.latest_version(),
+               *manifest_files]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
     version = kubernetes_validate.latest_version()
     containers = {}
     for document in manifests:
