@@ -67,8 +67,9 @@ def _executor_secret(section: Section, settings: Settings) -> None:
 def new_section() -> Section:
     return Section('auth', 'I. Authentication: what checking a token costs', notes=[
         ('A one-executor Flow (no-op Executor) with `auth_token=...` beside the same Flow without one, '
-         'interleaved per repetition (which goes first alternates); every client sends the token to both, so the floor column is the '
-         'same traffic without the check. The executor row is a lone replica checking the token itself '
+         'interleaved per repetition (which goes first alternates); every client sends the token to both, '
+         'so the floor column is the same traffic without the check. The executor row is a lone replica '
+         'checking the token itself '
          '(the gRPC interceptor every executor of a Flow runs for the secret its gateway sends; the '
          'gateway opens one stream per replica, so that check runs once per stream there).'),
         'Targets: the check costs at most 15% latency and keeps at least 85% of the throughput.',
