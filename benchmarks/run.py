@@ -33,6 +33,7 @@ SECTIONS = {
     'hotpath': ('hotpath_bench', 'G. gateway hot path'),
     'observability': ('observability_bench', 'H. observability on and off'),
     'auth': ('auth_bench', 'I. authentication'),
+    'streams': ('streams_bench', 'J. the stream engine'),
 }
 
 

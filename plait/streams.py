@@ -78,9 +78,11 @@ class Answers(Generic[R]):
         return len(self._waiting)
 
 
-async def _from_sync(source: Iterable[T]) -> AsyncIterator[T]:
-    for item in source:
-        yield item
+class _Stop(Exception):
+    """Raised inside the stream's TaskGroup to leave it early: the group cancels its tasks."""
+
+
+_END = object()
 
 
 async def bounded_map(source: Iterable[T] | AsyncIterable[T], handle: Callable[[T], Awaitable[R]],
@@ -105,8 +107,7 @@ async def bounded_map(source: Iterable[T] | AsyncIterable[T], handle: Callable[[
     """
     window = asyncio.Semaphore(prefetch) if prefetch and prefetch > 0 else None
     finished: asyncio.Queue[tuple[int, bool, Any]] = asyncio.Queue()
-    order: ResponseOrder[tuple[bool, Any]] = ResponseOrder(in_order)
-    running: set[asyncio.Task] = set()
+    order: Optional[ResponseOrder[tuple[bool, Any]]] = ResponseOrder(True) if in_order else None
 
     async def run(index: int, item: T) -> None:
         try:
@@ -121,18 +122,22 @@ async def bounded_map(source: Iterable[T] | AsyncIterable[T], handle: Callable[[
 
     async def feed(group: asyncio.TaskGroup) -> None:
         count = 0
-        items = aiter(source) if isinstance(source, AsyncIterable) else _from_sync(source)
+        items = aiter(source) if isinstance(source, AsyncIterable) else None
+        plain = iter(source) if items is None else None  # type: ignore[arg-type]
         try:
             while True:
                 if window is not None:
                     await window.acquire()  # before reading: the source is not read ahead
-                try:
-                    item = await anext(items)
-                except StopAsyncIteration:
+                if plain is not None:
+                    item = next(plain, _END)
+                else:
+                    try:
+                        item = await anext(items)  # type: ignore[arg-type]
+                    except StopAsyncIteration:
+                        item = _END
+                if item is _END:
                     break
-                task = group.create_task(run(count, item))
-                running.add(task)
-                task.add_done_callback(running.discard)
+                group.create_task(run(count, item))
                 count += 1
         except Exception as e:  # noqa: BLE001  (handed to the consumer)
             finished.put_nowait((_SOURCE, False, e))
@@ -144,34 +149,32 @@ async def bounded_map(source: Iterable[T] | AsyncIterable[T], handle: Callable[[
                 await close()
 
     error: Optional[BaseException] = None
-    leaving = False  # the consumer closed the stream
-    async with asyncio.TaskGroup() as group:
-        feeder = group.create_task(feed(group))
-        total: Optional[int] = None
-        delivered = 0
-        while error is None and not leaving and (total is None or delivered < total):
-            index, succeeded, outcome = await finished.get()
-            if index == _SOURCE:
-                if succeeded:
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(feed(group))
+            total: Optional[int] = None
+            delivered = 0
+            while total is None or delivered < total:
+                index, succeeded, outcome = await finished.get()
+                if index == _SOURCE:
+                    if not succeeded:
+                        error = outcome
+                        raise _Stop
                     total = outcome
-                else:
-                    error = outcome
-                continue
-            for ok, value in order.push(index, (succeeded, outcome)):
-                if not ok:
-                    error = value
-                    break
-                delivered += 1
-                try:
-                    yield value
-                except GeneratorExit:  # handled here: TaskGroup would wrap it in an exception group
-                    leaving = True
-                    break
-                if window is not None:
-                    window.release()
-        if error is not None or leaving:
-            feeder.cancel()
-            for task in list(running):
-                task.cancel()
+                    continue
+                ready = order.push(index, (succeeded, outcome)) if order is not None else ((succeeded, outcome),)
+                for ok, value in ready:
+                    if not ok:
+                        error = value
+                        raise _Stop
+                    delivered += 1
+                    try:
+                        yield value
+                    except GeneratorExit:  # the consumer left: TaskGroup would wrap it in a group
+                        raise _Stop from None
+                    if window is not None:
+                        window.release()
+    except* _Stop:  # leaving early: the group has cancelled and awaited every task
+        pass
     if error is not None:
         raise error
