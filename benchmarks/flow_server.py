@@ -32,6 +32,8 @@ def _wait_for_stdin_or_parent() -> None:
 
 def main() -> int:
     framework, executors, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    report = os.fdopen(os.dup(1), 'w')  # the JSON line; whatever the Flow prints goes nowhere
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     if framework == 'plait':
         from bench_executors import NoOp
 
@@ -52,7 +54,7 @@ def main() -> int:
         if framework == 'plait':
             roles = {'gateway': f.process_of('gateway').pid,
                      **{f'executor{i}': f.process_of(f'executor{i}/rep-0').pid for i in range(executors)}}
-        print(json.dumps({'ready': True, 'pid': os.getpid(), 'roles': roles}), flush=True)
+        print(json.dumps({'ready': True, 'pid': os.getpid(), 'roles': roles}), file=report, flush=True)
         _wait_for_stdin_or_parent()
     return 0
 
