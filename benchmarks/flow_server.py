@@ -48,7 +48,7 @@ def main() -> int:
         NoOp = _noop_class(Executor, requests)
         flow = Flow(port=port)
     for i in range(executors):
-        flow.add(uses=NoOp, name=f'executor{i}')
+        flow = flow.add(uses=NoOp, name=f'executor{i}')  # Jina returns a new Flow
     with flow as f:
         roles = {}
         if framework == 'plait':

@@ -99,6 +99,24 @@ def neutral(address: str, payloads: Path, pids: list[int], clients: int, seconds
     return result
 
 
+def check_route(address: str, payloads: Path, executors: int) -> None:
+    """One call through the Flow at `address`: it must succeed and pass every executor (a Flow
+    that skips its executors would look fast)."""
+    import grpc
+
+    from neutral import SINGLE_DATA, read_payloads
+    from plait.proto.jina_data_pb2 import DataRequestProto
+
+    with grpc.insecure_channel(address) as channel:
+        reply = DataRequestProto.FromString(channel.unary_unary(SINGLE_DATA)(read_payloads(payloads)[0], timeout=30))
+    visited = [route.executor for route in reply.routes]
+    expected = [f'executor{i}' for i in range(executors)]
+    if reply.header.status.code != 0 or len(reply.data.docs.docs) != 1 or \
+            [name for name in visited if name in expected] != expected:
+        raise RuntimeError(f'{address}: the Flow did not pass the request through {expected}: status '
+                           f'{reply.header.status.code} {reply.header.status.description[:200]!r}, routes {visited}')
+
+
 def vm_kb(pid: int, field: str) -> float:
     """A field of /proc/<pid>/status in MB (VmRSS, VmHWM = peak RSS)."""
     with open(f'/proc/{pid}/status', encoding='ascii') as f:
@@ -155,6 +173,9 @@ def _traffic(section: Section, settings: Settings, executors: int, small: Path, 
         servers = {'floor': (relay.address, floor_pids), 'plait': (plait.address, plait.pids())}
         if jina is not None:
             servers['jina'] = (jina.address, jina.pids())
+        for server in (plait, jina):
+            if server is not None:
+                check_route(server.address, small, executors)
         runs: dict[str, list[tuple[dict, dict]]] = {name: [] for name in servers}
         for _ in range(settings.reps):
             for name, (address, pids) in servers.items():
