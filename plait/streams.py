@@ -138,6 +138,7 @@ async def bounded_map(source: Iterable[T] | AsyncIterable[T], handle: Callable[[
                 if item is _END:
                     break
                 group.create_task(run(count, item))
+                del item  # the task holds it as long as it needs it (it may be 50 MB)
                 count += 1
         except Exception as e:  # noqa: BLE001  (handed to the consumer)
             finished.put_nowait((_SOURCE, False, e))
@@ -174,6 +175,8 @@ async def bounded_map(source: Iterable[T] | AsyncIterable[T], handle: Callable[[
                         raise _Stop from None
                     if window is not None:
                         window.release()
+                    value = None  # delivered: not held while waiting for the next result
+                ready = outcome = None
     except* _Stop:  # leaving early: the group has cancelled and awaited every task
         pass
     if error is not None:

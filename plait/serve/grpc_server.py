@@ -3,7 +3,8 @@ health service, server reflection and `jina.JinaInfoRPC/_status`."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional, Sequence
+import contextlib
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Optional, Sequence
 
 import grpc
 from google.protobuf import empty_pb2
@@ -14,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from plait.errors import RuntimeFailedToStart
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc
 from plait.serve.info import status_info
+from plait.streams import bounded_map
 from plait.wire.channel import grpc_options
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -42,6 +44,28 @@ def bytes_service(service: str, unary: Optional[dict[str, Any]] = None,
     handlers.update({name: grpc.stream_stream_rpc_method_handler(fn) for name, fn in (streams or {}).items()})
     generic = grpc.method_handlers_generic_handler(service, handlers)
     return (lambda _, server: server.add_generic_rpc_handlers((generic,))), None, service
+
+
+async def _messages(context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    """The request messages of a streaming call, read one by one with `context.read()`."""
+    while True:
+        body = await context.read()
+        if body is grpc.aio.EOF:
+            return
+        yield body
+        del body  # not held while waiting for the next message (it may be 50 MB)
+
+
+async def answer_stream(context: grpc.aio.ServicerContext, handle: Callable[[bytes], Awaitable[bytes]],
+                        prefetch: Optional[int] = 0, in_order: bool = False) -> None:
+    """Answer a stream-stream call (bytes in, bytes out): `handle` each request concurrently
+    through plait.streams.bounded_map and write each answer. Messages are read and written
+    with the context's read()/write(), not with iterators, which hold the last message alive
+    until the next one comes."""
+    async with contextlib.aclosing(bounded_map(_messages(context), handle, prefetch, in_order)) as answers:
+        async for answer in answers:
+            await context.write(answer)
+            del answer
 
 
 async def start_grpc_server(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -24,9 +23,10 @@ from plait.errors import MalformedRequest
 from plait.logs import get_logger
 from plait.observability import ObservabilityConfig
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2
-from plait.serve.grpc_server import bytes_service, set_serving, start_grpc_server
+from plait.serve import event_loop
+from plait.serve.grpc_server import answer_stream, bytes_service, set_serving, start_grpc_server
+from plait.serve.memory import TRIMMER
 from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signal_ready
-from plait.streams import bounded_map
 from plait.wire.constants import DRY_RUN_ENDPOINT, IS_ERROR, WIRE_DEFAULT_ENDPOINT
 from plait.wire.join import doc_list_in, join_doc_lists
 from plait.wire.messages import dict_to_struct, error_status, now_timestamp, struct_to_dict
@@ -168,6 +168,13 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
         self._rt = runtime
 
     async def process_single_data(self, body: bytes, context: Any) -> bytes:
+        TRIMMER.after(len(body))
+        try:
+            return await self._process_single_data(body, context)
+        finally:
+            TRIMMER.after(len(body))  # counted from the answer
+
+    async def _process_single_data(self, body: bytes, context: Any) -> bytes:
         try:
             request = _parse(body, DataRequestProto)
         except ValueError as e:
@@ -178,6 +185,7 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
         return (await self._rt.serve([request], context)).SerializeToString()
 
     async def process_data(self, body: bytes, context: Any) -> bytes:
+        TRIMMER.after(len(body))
         try:
             request = _parse(body, jina_data_pb2.DataRequestListProto)
         except ValueError as e:
@@ -186,16 +194,18 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'process_data got an empty request list')
         return (await self._rt.serve(list(request.requests), context)).SerializeToString()
 
-    async def Call(self, bodies: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+    async def Call(self, bodies: AsyncIterator[bytes], context: Any) -> None:
         # Requests of one stream are served concurrently; responses go out as they finish.
         async def serve_one(body: bytes) -> bytes:
-            request = _parse(body, DataRequestProto)
-            return (await self._rt.serve([request], None, open_stream=True)).SerializeToString()
+            TRIMMER.after(len(body))
+            try:
+                request = _parse(body, DataRequestProto)
+                return (await self._rt.serve([request], None, open_stream=True)).SerializeToString()
+            finally:
+                TRIMMER.after(len(body))  # counted from the answer
 
         try:
-            async with contextlib.aclosing(bounded_map(bodies, serve_one)) as replies:
-                async for reply in replies:
-                    yield reply
+            await answer_stream(context, serve_one)
         except MalformedRequest as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except Exception as e:  # refused: the executor is not (or no longer) serving
@@ -461,7 +471,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     runtime = WorkerRuntime(worker_config, tokens)
     try:
-        code = asyncio.run(runtime.run(int(ready_fd) if ready_fd else None))
+        code = event_loop.run(runtime.run(int(ready_fd) if ready_fd else None))
     except RuntimeFailedToStart as e:
         get_logger(worker_config.name).error('%s', e)
         return 1

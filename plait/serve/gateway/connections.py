@@ -162,6 +162,8 @@ class ShardPool:
 
     def order(self) -> list[Replica]:
         n = len(self.replicas)
+        if n == 1:
+            return self.replicas
         start = next(self._next) % n
         rotated = self.replicas[start:] + self.replicas[:start]
         return [r for r in rotated if r.state.serving] + [r for r in rotated if not r.state.serving]
@@ -188,8 +190,19 @@ class DeploymentConnections:
         self.shards = [ShardPool([replica(addr) for addr in shard]) for shard in shards]
         self.retry = retry or RetryPolicy()
         self._any = itertools.count()
-        self.endpoints: Optional[set[str]] = None
+        self._endpoints: Optional[set[str]] = None
+        self._serves_all = True
         self.schemas: dict[str, Any] = {}
+
+    @property
+    def endpoints(self) -> Optional[set[str]]:
+        """The endpoints this deployment serves (None: not known yet)."""
+        return self._endpoints
+
+    @endpoints.setter
+    def endpoints(self, endpoints: Optional[set[str]]) -> None:
+        self._endpoints = endpoints
+        self._serves_all = endpoints is None or bool({WIRE_DEFAULT_ENDPOINT, '__default__'} & endpoints)
 
     @property
     def replicas(self) -> list[Replica]:
@@ -202,6 +215,8 @@ class DeploymentConnections:
         return all(s.ready() for s in self.shards)
 
     def pick_any_shard(self) -> ShardPool:
+        if len(self.shards) == 1:
+            return self.shards[0]
         healthy = [s for s in self.shards if s.ready()] or self.shards
         return healthy[next(self._any) % len(healthy)]
 
@@ -246,9 +261,8 @@ class DeploymentConnections:
                         'failed to connect to all addresses')
 
     def serves(self, endpoint: str) -> bool:
-        if self.endpoints is None:
-            return True  # unknown yet: let the executor decide
-        return endpoint in self.endpoints or bool({WIRE_DEFAULT_ENDPOINT, '__default__'} & self.endpoints)
+        # endpoints unknown yet: let the executor decide; a default endpoint serves them all
+        return self._serves_all or endpoint in self._endpoints  # type: ignore[operator]
 
     async def close(self) -> None:
         await asyncio.gather(*(r.close() for r in self.replicas), return_exceptions=True)

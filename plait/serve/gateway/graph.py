@@ -5,6 +5,7 @@ endpoint or is not targeted. Documents stay undecoded bytes unless a join needs 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import traceback
@@ -25,6 +26,11 @@ from plait.wire.join import merge_data
 from plait.wire.messages import error_status, new_request_id, now_timestamp
 
 ERROR = jina_common_pb2.StatusProto.ERROR
+
+
+@functools.lru_cache(maxsize=256)
+def _endpoint_metadata(endpoint: str) -> tuple[tuple[str, str], ...]:
+    return ((ENDPOINT, quote(endpoint, safe='/_-.~')),)  # metadata must be ASCII
 
 
 class RoutingFailure(PlaitError):
@@ -57,6 +63,11 @@ class Graph:
         self.conditions = {d.name: compile_condition(d.when) for d in config.deployments if d.when}
         needed = {n for d in config.deployments for n in d.needs}
         self.leaves = [d.name for d in config.deployments if d.name not in needed] or [START]
+        # a chain (each deployment needs the one added before it, the usual Flow) is walked in
+        # the caller's task: no task and no future per deployment and request
+        order = list(self.targets.values())
+        self.chain: Optional[list[DeploymentTarget]] = order if all(
+            d.needs == [order[i - 1].name if i else START] for i, d in enumerate(order)) else None
         self._discovery_lock = asyncio.Lock()
         self.observer: Any = None  # times and traces each call to a deployment when set
 
@@ -82,9 +93,9 @@ class Graph:
     # -- endpoints ---------------------------------------------------------------------------
     async def discover(self, timeout: float = 2.0) -> None:
         """Learn each deployment's endpoints once (those still unknown)."""
+        if all(d.endpoints is not None for d in self.deployments.values()):
+            return  # the usual case: every request passes here
         unknown = [d for d in self.deployments.values() if d.endpoints is None]
-        if not unknown:
-            return
         async with self._discovery_lock:
             await asyncio.gather(*(d.discover_endpoints(timeout) for d in unknown if d.endpoints is None),
                                  return_exceptions=True)
@@ -122,6 +133,11 @@ class Graph:
         del route  # routes[0] stays the gateway's
         await self.discover()
         self._check_endpoint(request, endpoint)
+        if self.chain is not None:
+            for target in self.chain:
+                request = await self._node(target, endpoint, target_re, request)
+            request.routes[0].end_time.CopyFrom(now_timestamp())
+            return request
         outputs: dict[str, asyncio.Future] = {}
         loop = asyncio.get_running_loop()
         start = loop.create_future()
@@ -166,23 +182,30 @@ class Graph:
         try:
             inputs = [await outputs[n] for n in target.needs]
             request = inputs[0] if len(inputs) == 1 else self._join(inputs)
-            conn = self.deployments[target.name]
-            skip = (request.header.status.code == ERROR
-                    or (target_re is not None and not target_re.match(target.name))  # a prefix match, as Jina does
-                    or (endpoint != DRY_RUN_ENDPOINT and not conn.serves(endpoint)))
-            condition = self.conditions.get(target.name)
-            if condition is not None and not skip and endpoint != DRY_RUN_ENDPOINT:
-                original = request.data
-                data, send = filter_data(original, condition)
-                if data is not original:
-                    request = self._with_data(request, data)
-                skip = not send
-            future.set_result(request if skip else await self._send(target, conn, endpoint, request))
+            future.set_result(await self._node(target, endpoint, target_re, request))
         except BaseException as e:  # hand failures to whoever waits for this node
             if not future.done():
                 future.set_exception(e)
             if not isinstance(e, (Exception, asyncio.CancelledError)):
                 raise
+
+    async def _node(self, target: DeploymentTarget, endpoint: str, target_re: Optional[re.Pattern],
+                    request: RawDataRequest) -> RawDataRequest:
+        """What deployment `target` makes of `request`: its response, or the request itself
+        when it is skipped (an earlier error, not targeted, endpoint not served, no document
+        meets its `when`)."""
+        conn = self.deployments[target.name]
+        skip = (request.header.status.code == ERROR
+                or (target_re is not None and not target_re.match(target.name))  # a prefix match, as Jina does
+                or (endpoint != DRY_RUN_ENDPOINT and not conn.serves(endpoint)))
+        condition = self.conditions.get(target.name)
+        if condition is not None and not skip and endpoint != DRY_RUN_ENDPOINT:
+            original = request.data
+            data, send = filter_data(original, condition)
+            if data is not original:
+                request = self._with_data(request, data)
+            skip = not send
+        return request if skip else await self._send(target, conn, endpoint, request)
 
     @staticmethod
     def _with_data(request: RawDataRequest, data: bytes) -> RawDataRequest:
@@ -212,13 +235,16 @@ class Graph:
                     request: RawDataRequest) -> RawDataRequest:
         timeout_ms = target.timeout_send if target.timeout_send is not None else self.config.timeout_send
         timeout = timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
-        metadata = ((ENDPOINT, quote(endpoint, safe='/_-.~')),)  # metadata must be ASCII
+        metadata = _endpoint_metadata(endpoint)
         payload = request.SerializeToString()
-        shards = conn.shards if target.polling_for(endpoint) == 'ALL' else [conn.pick_any_shard()]
         send = conn.send if self.observer is None else self.observer.sender(target.name, endpoint, conn.send)
         try:
-            responses = await asyncio.gather(*(send(s, request.header.request_id, payload, timeout, metadata)
-                                               for s in shards))
+            if len(conn.shards) == 1 or target.polling_for(endpoint) != 'ALL':  # one call: no task for it
+                responses = [await send(conn.pick_any_shard(), request.header.request_id, payload, timeout,
+                                        metadata)]
+            else:
+                responses = await asyncio.gather(*(send(s, request.header.request_id, payload, timeout, metadata)
+                                                   for s in conn.shards))
         except SendError as e:
             failed = RawDataRequest()
             failed.CopyFrom(request)

@@ -4,7 +4,6 @@ service. Requests are handled as bytes: documents pass through undecoded."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, AsyncIterator
 
 import grpc
@@ -14,8 +13,8 @@ from plait.errors import PlaitError
 from plait.proto import jina_common_pb2
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.gateway.outcome import GRPC_ABORT_STREAM, GRPC_ABORT_UNARY
-from plait.serve.grpc_server import bytes_service
-from plait.streams import bounded_map
+from plait.serve.grpc_server import answer_stream, bytes_service
+from plait.serve.memory import TRIMMER
 from plait.wire.constants import IS_ERROR, PREFETCH, RESULTS_IN_ORDER
 
 
@@ -33,6 +32,13 @@ class GrpcGateway:
         self.prefetch = prefetch
 
     async def process_single_data(self, body: bytes, context: Any) -> bytes:
+        TRIMMER.after(len(body))
+        try:
+            return await self._process_single_data(body, context)
+        finally:
+            TRIMMER.after(len(body))  # counted from the answer: the request is gone by then
+
+    async def _process_single_data(self, body: bytes, context: Any) -> bytes:
         outcome = await self.core.process_bytes(body, context)
         abort = GRPC_ABORT_UNARY.get(outcome.failure)
         if abort is not None:
@@ -43,13 +49,17 @@ class GrpcGateway:
 
     async def _route(self, body: bytes, carrier: Any = None) -> bytes:
         """One request of a Call stream: its answer, or _Abort to end the stream."""
-        outcome = await self.core.process_bytes(body, carrier)
+        TRIMMER.after(len(body))
+        try:
+            outcome = await self.core.process_bytes(body, carrier)
+        finally:
+            TRIMMER.after(len(body))  # counted from the answer: the request is gone by then
         abort = GRPC_ABORT_STREAM.get(outcome.failure)
         if abort is not None:
             raise _Abort(abort, outcome.description)
         return outcome.response.SerializeToString()
 
-    async def call(self, bodies: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+    async def call(self, bodies: AsyncIterator[bytes], context: Any) -> None:
         metadata = dict(context.invocation_metadata() or ())
         in_order = metadata.get(RESULTS_IN_ORDER) == 'true'
         prefetch = self.prefetch
@@ -58,9 +68,7 @@ class GrpcGateway:
             prefetch = min(prefetch, int(asked)) if prefetch else int(asked)
         try:
             route = lambda body: self._route(body, metadata)  # noqa: E731  (the caller's trace context)
-            async with contextlib.aclosing(bounded_map(bodies, route, prefetch, in_order)) as replies:
-                async for reply in replies:
-                    yield reply
+            await answer_stream(context, route, prefetch, in_order)
         except _Abort as e:  # malformed or refused input: end the stream with a clear status
             await context.abort(e.code, str(e))
 

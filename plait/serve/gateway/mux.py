@@ -27,7 +27,16 @@ class Busy(PlaitError):
     """This request_id is already waiting on the stream: send it another way."""
 
 
+def _unbox(box: list[bytes]) -> bytes:
+    """The payload in `box`, taken out: once gRPC has it, nothing of ours holds it."""
+    return box.pop()
+
+
 class MuxStream:
+    """Requests go out through a queue, each in a one-item box that gRPC empties as it sends
+    it, and responses are taken with `read()`: no iterator keeps the last message alive while
+    it waits for the next one (after a 50 MB message, 50 MB held per replica and direction)."""
+
     def __init__(self, channel: Callable[[], grpc.aio.Channel], metadata: tuple = ()):
         self._channel = channel
         self._metadata = metadata or None  # sent once, when the stream opens
@@ -36,24 +45,29 @@ class MuxStream:
         self._reader: Optional[asyncio.Task] = None
 
     async def _requests(self, queue: asyncio.Queue):
-        while (body := await queue.get()) is not None:
-            yield body
+        while (box := await queue.get()) is not None:
+            yield box
 
     def _open(self) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue()
-        call = self._channel().stream_stream(CALL_PATH)(self._requests(queue), metadata=self._metadata)
+        call = self._channel().stream_stream(CALL_PATH, request_serializer=_unbox)(self._requests(queue),
+                                                                                 metadata=self._metadata)
         self._outgoing = queue
         self._reader = asyncio.ensure_future(self._read(call, queue))
         return queue
 
+    def _deliver(self, body: bytes) -> None:
+        response = RawDataRequest.FromString(body)
+        future = self._pending.pop(response.header.request_id, None)
+        if future is not None and not future.done():
+            future.set_result(response)
+
     async def _read(self, call: grpc.aio.StreamStreamCall, queue: asyncio.Queue) -> None:
         error = rpc_error(grpc.StatusCode.UNAVAILABLE, 'the stream to the executor ended')
         try:
-            async for body in call:
-                response = RawDataRequest.FromString(body)
-                future = self._pending.pop(response.header.request_id, None)
-                if future is not None and not future.done():
-                    future.set_result(response)
+            while (body := await call.read()) is not grpc.aio.EOF:
+                self._deliver(body)
+                del body
         except grpc.aio.AioRpcError as e:
             error = rpc_error(e.code() if e.code() != grpc.StatusCode.CANCELLED else grpc.StatusCode.UNAVAILABLE,
                               e.details() or 'the stream to the executor broke')
@@ -74,7 +88,8 @@ class MuxStream:
         queue = self._outgoing or self._open()
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        queue.put_nowait(payload)
+        queue.put_nowait([payload])
+        del payload
         try:
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:

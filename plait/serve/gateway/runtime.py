@@ -15,6 +15,7 @@ from plait.logs import get_logger
 from plait.observability import ObservabilityConfig
 from plait.serve.gateway.config import DeploymentTarget, GatewayConfig
 from plait.serve.gateway.core import GatewayCore
+from plait.serve import event_loop
 from plait.serve.grpc_server import NOT_SERVING, SERVING, start_grpc_server
 from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signal_ready
 
@@ -219,7 +220,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     from plait.errors import RuntimeFailedToStart
 
     try:
-        return asyncio.run(GatewayRuntime(config, tokens, secret, token_file).run(int(ready_fd) if ready_fd else None))
+        runtime = GatewayRuntime(config, tokens, secret, token_file)
+        return event_loop.run(runtime.run(int(ready_fd) if ready_fd else None))
     except (RuntimeFailedToStart, ValueError) as e:
         get_logger(config.name).error('%s', e)
         return 1
