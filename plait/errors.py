@@ -18,7 +18,8 @@
 Internal signals, each caught in the module that raises it, never reach users:
 `documents._NeedsDocarray`, `serve.gateway.mux.Busy`, `serve.gateway.http_limits.BodyTooLarge`,
 `serve.gateway.graph.RoutingFailure` (becomes an Outcome), `serve.gateway.grpc_gateway._Abort`.
-`orchestrate.group.Terminated` (SIGTERM inside `with Flow()`) is a KeyboardInterrupt, not an error.
+`orchestrate.group.Terminated` (SIGTERM inside `with Flow()`) is a KeyboardInterrupt, not an error;
+`streams._Stop` (a stream leaving its TaskGroup early) a BaseException, like GeneratorExit.
 
 Each message says what failed, where, and what to do about it.
 """

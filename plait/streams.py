@@ -78,8 +78,9 @@ class Answers(Generic[R]):
         return len(self._waiting)
 
 
-class _Stop(Exception):
-    """Raised inside the stream's TaskGroup to leave it early: the group cancels its tasks."""
+class _Stop(BaseException):
+    """Raised inside the stream's TaskGroup to leave it early: the group cancels its tasks. A
+    BaseException, like GeneratorExit, so that no `except Exception` on the way swallows it."""
 
 
 _END = object()
