@@ -23,6 +23,9 @@ CONFIGS = {
     'monitoring': {'monitoring': True},
     'tracing': {'tracing': True},
     'monitoring + tracing': {'monitoring': True, 'tracing': True},
+    # OpenTelemetry's standard sampler variables, read by every process: 1 trace in 10 recorded
+    'tracing, 10% of traces sampled': {'tracing': True, 'env': {'OTEL_TRACES_SAMPLER': 'parentbased_traceidratio',
+                                                                'OTEL_TRACES_SAMPLER_ARG': '0.1'}},
 }
 
 

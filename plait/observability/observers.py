@@ -187,6 +187,11 @@ class WorkerObserver(_Instruments):
         if self.metrics is not None:
             self.metrics.batch(stats.endpoint, stats.docs, stats.queued_seconds)
 
+    def stream_item(self, endpoint: str) -> None:
+        """One item sent by a streaming (generator) endpoint: `plait_stream_items_total`."""
+        if self.metrics is not None:
+            self.metrics.stream_item(endpoint)
+
     def documents(self, endpoint: str, count: int) -> None:
         if self.metrics is not None:
             self.metrics.documents_processed(endpoint, count)
