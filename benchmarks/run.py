@@ -34,6 +34,7 @@ SECTIONS = {
     'observability': ('observability_bench', 'H. observability on and off'),
     'auth': ('auth_bench', 'I. authentication'),
     'streams': ('streams_bench', 'J. the stream engine'),
+    'client': ('client_bench', 'K. client memory'),
 }
 
 

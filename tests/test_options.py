@@ -48,7 +48,8 @@ HONOURED = {
                        'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
     'CLIENT': ['asyncio', 'host', 'port', 'prefetch', 'protocol', 'tls', 'traces_exporter_host', 'traces_exporter_port',
                'tracing'],
-    'POST': ['continue_on_error', 'inputs', 'on', 'on_always', 'on_done', 'on_error', 'parameters', 'prefetch',
+    'POST': ['backoff_multiplier', 'continue_on_error', 'headers', 'initial_backoff', 'inputs', 'max_attempts',
+             'max_backoff', 'metadata', 'on', 'on_always', 'on_done', 'on_error', 'parameters', 'prefetch',
              'request_size', 'results_in_order', 'return_responses', 'return_type', 'target_executor', 'timeout'],
 }
 

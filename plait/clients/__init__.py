@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
+from dataclasses import dataclass
 from functools import partialmethod
-from typing import Any, AsyncIterator, Callable, Coroutine, Optional
+from typing import Any, AsyncIterator, Callable, Coroutine, Iterable, Optional, Sequence
 
 from plait import jina_options
-from plait.clients.base import Callbacks, build_requests, parse_address
+from plait.clients.base import Callbacks, Requests, build_requests, parse_address
+from plait.clients.retry import TRANSIENT, Backoff, Unanswered
+from plait.errors import UnknownOption
 from plait.options import parameters_of, refuse_unknown
 from plait.request import DataRequest
 
+Metadata = Sequence[tuple[str, str]]  # gRPC call metadata: (key, value) pairs
 DEFAULT_PROBE_TIMEOUT = 3.0  # seconds; readiness calls never wait longer unless asked
 
 
@@ -75,14 +80,33 @@ class AsyncClient:
                    on_error: Optional[Callable] = None, on_always: Optional[Callable] = None,
                    timeout: Optional[float] = None, prefetch: Optional[int] = None,
                    results_in_order: bool = True, continue_on_error: bool = False,
-                   return_type: Optional[type] = None, **kwargs: Any) -> AsyncIterator[Any]:
+                   return_type: Optional[type] = None, max_attempts: int = 1, initial_backoff: float = 0.5,
+                   max_backoff: float = 2.0, backoff_multiplier: float = 1.5,
+                   metadata: Optional[Metadata] = None, headers: Optional[dict[str, str]] = None,
+                   **kwargs: Any) -> AsyncIterator[Any]:
+        """One item per response as it arrives: its documents, or the response itself with
+        return_responses=True. `inputs` (a list, an iterator, a generator or a function
+        returning one) are read lazily, request by request, as the server answers."""
         if kwargs:
             refuse_unknown('post', kwargs, parameters_of(AsyncClient.post), jina_options.POST)
-        requests = list(build_requests(on, inputs, request_size, parameters, target_executor))
+        requests = build_requests(on, inputs, request_size, parameters, target_executor)
         callbacks = Callbacks(on_done, on_error, on_always, continue_on_error)
+        sending = Sending(Backoff(max_attempts, initial_backoff, max_backoff, backoff_multiplier),
+                          self._call_options(metadata, headers))
         async for item in self._post_requests(requests, callbacks, return_responses, timeout, prefetch,
-                                              results_in_order, return_type, self._trace(on)):
+                                              results_in_order, return_type, self._trace(on), sending):
             yield item
+
+    def _call_options(self, metadata: Optional[Metadata], headers: Optional[dict[str, str]]) -> tuple:
+        """The caller's (key, value) pairs that go with each call: gRPC `metadata`, or the
+        `headers` of HTTP requests and of the WebSocket handshake."""
+        if metadata is not None and self.protocol != 'grpc':
+            raise UnknownOption(f"post: metadata= is gRPC call metadata; with protocol={self.protocol!r} "
+                                'give headers=', ['metadata'])
+        if headers is not None and self.protocol == 'grpc':
+            raise UnknownOption("post: headers= go with HTTP and WebSocket; with protocol='grpc' give "
+                                'metadata=[(key, value), ...]', ['headers'])
+        return tuple((str(k), str(v)) for k, v in (metadata or (headers or {}).items()))
 
     def _trace(self, on: str) -> tuple[Any, tuple]:
         """(span, metadata) carrying this post's trace context (see plait.observability.client_trace)."""
@@ -90,15 +114,15 @@ class AsyncClient:
 
         return client_trace(self._tracing, on)
 
-    async def _post_requests(self, requests: list[Any], callbacks: Callbacks, return_responses: bool,
+    async def _post_requests(self, requests: Iterable[Any], callbacks: Callbacks, return_responses: bool,
                              timeout: Optional[float], prefetch: Optional[int], results_in_order: bool,
-                             return_type: Optional[type],
-                             trace: tuple[Any, tuple] = (None, ())) -> AsyncIterator[Any]:
+                             return_type: Optional[type], trace: tuple[Any, tuple] = (None, ()),
+                             sending: Optional['Sending'] = None) -> AsyncIterator[Any]:
         span, metadata = trace
         ok = False
         try:
             async for item in self._responses(requests, callbacks, return_responses, timeout, prefetch,
-                                              results_in_order, return_type, metadata):
+                                              results_in_order, return_type, metadata, sending or Sending()):
                 yield item
             ok = True
         finally:
@@ -106,21 +130,32 @@ class AsyncClient:
                 from plait.observability.tracing import end_span
                 end_span(span, ok)
 
-    async def _responses(self, requests: list[Any], callbacks: Callbacks, return_responses: bool,
+    async def _responses(self, requests: Iterable[Any], callbacks: Callbacks, return_responses: bool,
                          timeout: Optional[float], prefetch: Optional[int], results_in_order: bool,
-                         return_type: Optional[type], metadata: tuple) -> AsyncIterator[Any]:
+                         return_type: Optional[type], metadata: tuple, sending: 'Sending') -> AsyncIterator[Any]:
         window = self.prefetch if prefetch is None else prefetch
-        # aclosing: a callback that raises mid-stream still closes the transport's stream
-        sent = self._transport.send(requests, window, timeout, results_in_order, metadata) if metadata else \
-            self._transport.send(requests, window, timeout, results_in_order)
-        async with contextlib.aclosing(sent) as stream:
-            async for proto in stream:
-                response = DataRequest(proto, return_type)
-                ok = await callbacks.apply(response)
-                if return_responses:
-                    yield response
-                elif ok:
-                    yield response.docs
+        extra = metadata + sending.extra  # trace context, then the caller's metadata or headers
+        unanswered = Unanswered(requests)
+        batch, attempt = unanswered.first(), 1
+        while True:
+            try:
+                # aclosing: a callback that raises mid-stream still closes the transport's stream
+                sent = self._transport.send(batch, window, timeout, results_in_order, extra)
+                async with contextlib.aclosing(sent) as stream:
+                    async for proto in stream:
+                        unanswered.answered(proto)
+                        response = DataRequest(proto, return_type)
+                        ok = await callbacks.apply(response)
+                        if return_responses:
+                            yield response
+                        elif ok:
+                            yield response.docs
+                return
+            except TRANSIENT:
+                if attempt >= sending.backoff.max_attempts:
+                    raise
+                await asyncio.sleep(sending.backoff.wait(attempt))
+                batch, attempt = unanswered.again(), attempt + 1
 
     # the CRUD shortcuts: post to /index, /search, /update, /delete
     index = partialmethod(post, '/index')
@@ -155,6 +190,25 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+
+@dataclass(frozen=True)
+class Sending:
+    """How a post sends: its retries, and the caller's (key, value) pairs that go with each call."""
+
+    backoff: Backoff = Backoff()
+    extra: tuple = ()
+
+
+def _with_retries(send: Callable[[], Any], backoff: Backoff) -> Any:
+    """`send()`, tried again after transient failures as `backoff` says (blocking)."""
+    for attempt in range(1, backoff.max_attempts + 1):
+        try:
+            return send()
+        except TRANSIENT:
+            if attempt >= backoff.max_attempts:
+                raise
+            time.sleep(backoff.wait(attempt))
 
 
 async def _await_all(awaitables: list[Any]) -> None:
@@ -224,21 +278,29 @@ class Client:
              on_error: Optional[Callable] = None, on_always: Optional[Callable] = None,
              timeout: Optional[float] = None, prefetch: Optional[int] = None,
              results_in_order: bool = True, continue_on_error: bool = False,
-             return_type: Optional[type] = None, **kwargs: Any) -> Any:
+             return_type: Optional[type] = None, max_attempts: int = 1, initial_backoff: float = 0.5,
+             max_backoff: float = 2.0, backoff_multiplier: float = 1.5,
+             metadata: Optional[Metadata] = None, headers: Optional[dict[str, str]] = None, **kwargs: Any) -> Any:
         """Send `inputs` in requests of `request_size` documents to endpoint `on`; returns the
-        documents of all responses (or the responses, with return_responses=True)."""
+        documents of all responses (or the responses, with return_responses=True). With
+        `on_done` or `on_always`, responses go to the callbacks only and nothing is kept (None is
+        returned, as in Jina): inputs from a generator are then sent with flat memory."""
         if kwargs:
             refuse_unknown('post', kwargs, parameters_of(AsyncClient.post), jina_options.POST)
-        requests = list(build_requests(on, inputs, request_size, parameters, target_executor))
+        requests = Requests(build_requests(on, inputs, request_size, parameters, target_executor))
         callbacks = Callbacks(on_done, on_error, on_always, continue_on_error)
+        sending = Sending(Backoff(max_attempts, initial_backoff, max_backoff, backoff_multiplier),
+                          self._async._call_options(metadata, headers))
+        keep = on_done is None and on_always is None
         blocking = getattr(self._async._transport, 'send_one_blocking', None)
         trace = self._async._trace(on)  # here, in the caller's thread: its current span is the parent
-        if len(requests) == 1 and blocking is not None:
+        if requests.single is not None and blocking is not None:
             # one request: a blocking call from this thread, no hop through the loop thread
-            span, metadata = trace
+            span, metadata_ = trace
             proto = None
             try:
-                proto = blocking(requests[0], timeout, metadata) if metadata else blocking(requests[0], timeout)
+                proto = _with_retries(lambda: blocking(requests.single, timeout, metadata_ + sending.extra),
+                                      sending.backoff)
             finally:
                 if span is not None:
                     from plait.observability.tracing import end_span
@@ -252,9 +314,12 @@ class Client:
         else:
             async def collect() -> list[Any]:
                 return [item async for item in self._async._post_requests(
-                    requests, callbacks, return_responses, timeout, prefetch, results_in_order, return_type, trace)]
+                    requests, callbacks, return_responses, timeout, prefetch, results_in_order, return_type, trace,
+                    sending) if keep]
 
             items = self._run(collect())
+        if not keep:
+            return None
         if return_responses:
             return items
         if not items:

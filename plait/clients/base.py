@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 from urllib.parse import urlparse
 
 from plait.errors import BadConfig, ExecutorError
@@ -73,6 +73,25 @@ def build_requests(on: str, inputs: Any, request_size: int, parameters: Optional
         else:
             req.data.docs.SetInParent()
         yield req
+
+
+class Requests:
+    """The requests of one post as the transport takes them, made lazily from the inputs; it
+    looks two ahead to tell whether there is just one (sent as a unary call)."""
+
+    def __init__(self, source: Iterable[jina_data_pb2.DataRequestProto]):
+        self._rest = iter(source)
+        self._head = list(itertools.islice(self._rest, 2))
+
+    @property
+    def single(self) -> Optional[jina_data_pb2.DataRequestProto]:
+        """The request, when there is exactly one."""
+        return self._head[0] if len(self._head) == 1 else None
+
+    def __iter__(self) -> Iterator[jina_data_pb2.DataRequestProto]:
+        head, self._head = self._head, []
+        yield from head
+        yield from self._rest
 
 
 def error_from_status(status: jina_common_pb2.StatusProto) -> ExecutorError:

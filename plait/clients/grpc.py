@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Iterable, Optional
 
 import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from plait.clients.base import Requests
 from plait.errors import BadRequest, InternalNetworkError, RequestTimeout, Unauthenticated
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc, jina_data_pb2, jina_data_pb2_grpc
 from plait.streams import Answers, bounded_map
 from plait.wire.channel import compression_of, grpc_options
 from plait.wire.constants import PREFETCH, RESULTS_IN_ORDER, SINGLE_PATH
+
+CALL_END_WAIT = 2.0  # seconds a server gets to end a stream once every answer is in
+
 
 def translate_rpc_error(e: grpc.RpcError, where: str) -> Exception:
     code = e.code()
@@ -50,12 +54,12 @@ class GrpcTransport:
         self._sync_call: Any = None
         self._sync_lock = threading.Lock()
 
-    def _with(self, trace: tuple) -> Optional[tuple]:
-        """The metadata of a data call: credentials, and the caller's trace context."""
-        return ((self._metadata or ()) + trace) or None
+    def _with(self, extra: tuple) -> Optional[tuple]:
+        """The metadata of a data call: credentials, the caller's trace context and metadata."""
+        return ((self._metadata or ()) + extra) or None
 
     def send_one_blocking(self, request: jina_data_pb2.DataRequestProto, timeout: Optional[float],
-                          trace: tuple = ()) -> jina_data_pb2.DataRequestProto:
+                          extra: tuple = ()) -> jina_data_pb2.DataRequestProto:
         """One unary call on a blocking channel (the fast path of the blocking Client)."""
         with self._sync_lock:
             if self._sync_channel is None:
@@ -71,7 +75,7 @@ class GrpcTransport:
                     request_serializer=jina_data_pb2.DataRequestProto.SerializeToString,
                     response_deserializer=jina_data_pb2.DataRequestProto.FromString)
         try:
-            return self._sync_call(request, timeout=timeout, metadata=self._with(trace))
+            return self._sync_call(request, timeout=timeout, metadata=self._with(extra))
         except grpc.RpcError as e:
             raise translate_rpc_error(e, self.where) from None
 
@@ -100,14 +104,17 @@ class GrpcTransport:
                 self._sync_channel.close()
                 self._sync_channel = None
 
-    async def send(self, requests: list[jina_data_pb2.DataRequestProto], prefetch: int,
+    async def send(self, requests: Iterable[jina_data_pb2.DataRequestProto], prefetch: int,
                    timeout: Optional[float], results_in_order: bool,
-                   trace: tuple = ()) -> AsyncIterator[jina_data_pb2.DataRequestProto]:
+                   extra: tuple = ()) -> AsyncIterator[jina_data_pb2.DataRequestProto]:
+        """Answers to `requests` (taken lazily, at most `prefetch` unanswered); `extra` (key,
+        value) pairs go with the call as metadata (trace context, the caller's metadata)."""
         channel = self._ensure_channel()
-        if len(requests) == 1:
+        requests = Requests(requests)
+        if requests.single is not None:
             stub = jina_data_pb2_grpc.JinaSingleDataRequestRPCStub(channel)
             try:
-                yield await stub.process_single_data(requests[0], timeout=timeout, metadata=self._with(trace))
+                yield await stub.process_single_data(requests.single, timeout=timeout, metadata=self._with(extra))
             except grpc.aio.AioRpcError as e:
                 raise translate_rpc_error(e, self.where) from None
             return
@@ -116,11 +123,11 @@ class GrpcTransport:
         answers: Answers[jina_data_pb2.DataRequestProto] = Answers()
 
         async def stream() -> AsyncIterator[jina_data_pb2.DataRequestProto]:
-            for _ in requests:
-                yield await outgoing.get()
+            while (request := await outgoing.get()) is not None:  # None: the input has ended
+                yield request
 
         metadata = ((RESULTS_IN_ORDER, 'true' if results_in_order else 'false'), (PREFETCH, str(prefetch or 0)),
-                    *self._credentials, *trace)
+                    *self._credentials, *extra)
         call = jina_data_pb2_grpc.JinaRPCStub(channel).Call(stream(), timeout=timeout, metadata=metadata)
 
         async def read() -> None:
@@ -138,11 +145,16 @@ class GrpcTransport:
             return await answer
 
         reader = asyncio.ensure_future(read())
+        done = False
         try:
             async with contextlib.aclosing(bounded_map(requests, one, prefetch, results_in_order)) as responses:
                 async for response in responses:
                     yield response
+            done = True
         finally:
+            outgoing.put_nowait(None)  # the request stream ends (the server sees the input close)
+            if done:  # every answer is in: the server ends the call; bounded, in case it does not
+                await asyncio.wait({reader}, timeout=CALL_END_WAIT)
             call.cancel()
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -133,26 +133,26 @@ class HttpTransport:
         return InternalNetworkError(f'cannot reach {self.base}: {str(e) or type(e).__name__}', addresses=[self.base])
 
     async def _post_json(self, path: str, body: dict[str, Any], timeout: float | None,
-                         trace: tuple = ()) -> httpx.Response:
+                         extra: tuple = ()) -> httpx.Response:
         try:
             # httpx's timeout bounds each read; asyncio's bounds the whole answer (a server that
             # drips a byte at a time would otherwise hold the call forever)
             async with asyncio.timeout(timeout):
-                return await self._http().post(path, json=body, timeout=timeout, headers=dict(trace) or None)
+                return await self._http().post(path, json=body, timeout=timeout, headers=dict(extra) or None)
         except TimeoutError:
             raise RequestTimeout(f'{self.base}{path} did not answer within {timeout} s') from None
         except httpx.HTTPError as e:
             raise self._translate(e) from None
 
-    async def _post(self, request: DataRequestProto, timeout: float | None, trace: tuple = ()) -> DataRequestProto:
+    async def _post(self, request: DataRequestProto, timeout: float | None, extra: tuple = ()) -> DataRequestProto:
         body = request_json(request)
         if self._per_endpoint_routes:
-            answer = await self._post_json(endpoint_path(request), body, timeout, trace)
+            answer = await self._post_json(endpoint_path(request), body, timeout, extra)
         else:
-            answer = await self._post_json('/post', body, timeout, trace)
+            answer = await self._post_json('/post', body, timeout, extra)
             if answer.status_code == 404:
                 # Jina's docarray-v2 gateways serve each endpoint as its own route instead of /post
-                retry = await self._post_json(endpoint_path(request), body, timeout, trace)
+                retry = await self._post_json(endpoint_path(request), body, timeout, extra)
                 if retry.status_code != 404:
                     self._per_endpoint_routes = True
                     answer = retry
@@ -171,10 +171,12 @@ class HttpTransport:
         text = answer.text[:500] if body is None else str(body)[:500]
         return _error_proto(request, f'{self.base}/post answered HTTP {answer.status_code}: {text}', 'HTTPError')
 
-    async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: float | None,
-                   results_in_order: bool, trace: tuple = ()) -> AsyncIterator[DataRequestProto]:
+    async def send(self, requests: Iterable[DataRequestProto], prefetch: int, timeout: float | None,
+                   results_in_order: bool, extra: tuple = ()) -> AsyncIterator[DataRequestProto]:
+        """Answers to `requests` (taken lazily, at most `prefetch` in flight); `extra` (key,
+        value) pairs go with every request as headers (trace context, the caller's headers)."""
         async def post(request: DataRequestProto) -> DataRequestProto:
-            response = await self._post(request, timeout, trace)
+            response = await self._post(request, timeout, extra)
             response.header.request_id = request.header.request_id
             return response
 

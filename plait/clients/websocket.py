@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from plait.clients.http import HttpTransport, Verify, ssl_context
@@ -40,8 +40,10 @@ class WebSocketTransport:
     def _lost(self, detail: str) -> InternalNetworkError:
         return InternalNetworkError(f'lost the websocket connection to {self.url}: {detail}', addresses=[self.url])
 
-    async def send(self, requests: list[DataRequestProto], prefetch: int, timeout: float | None,
-                   results_in_order: bool, trace: tuple = ()) -> AsyncIterator[DataRequestProto]:
+    async def send(self, requests: Iterable[DataRequestProto], prefetch: int, timeout: float | None,
+                   results_in_order: bool, extra: tuple = ()) -> AsyncIterator[DataRequestProto]:
+        """Answers to `requests` (taken lazily, at most `prefetch` unanswered) over one
+        connection; `extra` (key, value) pairs go with its opening handshake as headers."""
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
@@ -49,7 +51,7 @@ class WebSocketTransport:
         try:
             connection = await asyncio.wait_for(
                 connect(self.url, subprotocols=['bytes'], ssl=ssl, max_size=None, proxy=None,
-                        additional_headers={**(self._headers or {}), **dict(trace)} or None,
+                        additional_headers={**(self._headers or {}), **dict(extra)} or None,
                         open_timeout=None, close_timeout=CLOSE_TIMEOUT), timeout or CONNECT_TIMEOUT)
         except TimeoutError:
             raise InternalNetworkError(f'cannot open a websocket to {self.url}: no handshake answer within '
@@ -63,18 +65,13 @@ class WebSocketTransport:
                                        addresses=[self.url]) from None
         self._open.add(connection)
         answers: Answers[DataRequestProto] = Answers()
-        sent = 0
-        sending = asyncio.Lock()  # one message at a time, end-of-input after the last
+        sending = asyncio.Lock()  # one message at a time
 
         async def one(request: DataRequestProto) -> DataRequestProto:
-            nonlocal sent
             answer = answers.expect(request.header.request_id)
             try:
                 async with sending:
                     await connection.send(request.SerializeToString())
-                    sent += 1
-                    if sent == len(requests):
-                        await connection.send(END_OF_INPUT)
             except ConnectionClosed:
                 pass  # the reader reports it
             return await answer
@@ -83,7 +80,7 @@ class WebSocketTransport:
             deadline = asyncio.get_running_loop().time() + timeout if timeout else None
             received = 0
             try:
-                while received < len(requests):
+                while True:  # until every answer is in (then this reader is cancelled)
                     left = None if deadline is None else max(deadline - asyncio.get_running_loop().time(), 0)
                     message = await asyncio.wait_for(connection.recv(), left)
                     if isinstance(message, str):
@@ -92,11 +89,11 @@ class WebSocketTransport:
                     received += 1
                     answers.resolve(response.header.request_id, response)
             except TimeoutError:
-                answers.fail(RequestTimeout(f'{self.url} did not answer {len(requests)} request(s) '
-                                            f'within {timeout} s'))
+                answers.fail(RequestTimeout(f'{self.url} did not answer every request within {timeout} s '
+                                            f'({received} answered)'))
             except ConnectionClosed as e:
                 reason = f'code {e.rcvd.code} {e.rcvd.reason!r}' if e.rcvd else 'no close frame'
-                answers.fail(self._lost(f'closed ({reason}) after {received} of {len(requests)} responses'))
+                answers.fail(self._lost(f'closed ({reason}) after {received} responses'))
             except Exception as e:  # noqa: BLE001  (handed to the requests waiting)
                 answers.fail(e)
 
@@ -107,6 +104,8 @@ class WebSocketTransport:
                 async for response in responses:
                     yield response
             finished = True
+            with contextlib.suppress(ConnectionClosed):
+                await connection.send(END_OF_INPUT)  # every request answered: the input ends here
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
