@@ -26,7 +26,7 @@ if hasattr(os, 'register_at_fork'):
 # Environment variables plait reads; any other PLAIT_* that is set is reported too.
 KNOWN_ENVS = (
     'PLAIT_FORKSERVER', 'PLAIT_GRPC_RECV_BYTES', 'PLAIT_GRPC_SEND_BYTES', 'PLAIT_LOG_LEVEL',
-    'PLAIT_LOG_NO_COLOR', 'PLAIT_RANDOM_PORT_MAX', 'PLAIT_RANDOM_PORT_MIN', 'PLAIT_TLS_CA',
+    'PLAIT_LOG_NO_COLOR', 'PLAIT_RANDOM_PORT_MAX', 'PLAIT_RANDOM_PORT_MIN', 'PLAIT_TLS_CA', 'PLAIT_UVLOOP',
 )
 # set by plait for its own processes: plumbing, not configuration
 _INTERNAL_ENVS = ('PLAIT_PARENT_PID', 'PLAIT_READY_FD', 'PLAIT_RESTARTS')
