@@ -12,6 +12,7 @@ from plait.config import to_json
 from plait.errors import BadConfig
 from plait.options import refuse_unknown
 from plait.orchestrate.observe_options import monitoring_ports
+from plait.orchestrate.gpus import device_per_replica
 from plait.orchestrate.orchestration import LOCAL_HOST, Orchestration, public_endpoints
 from plait.wire.ports import free_port
 from plait.orchestrate.process import ServiceProcess
@@ -124,6 +125,7 @@ class Deployment(Orchestration):
         self.include_gateway = include_gateway  # False: no gateway where a replica can serve alone
         self.timeout_ready = timeout_ready
         self.env = {k: str(v) for k, v in (env or {}).items()}
+        self.gpus = device_per_replica(self.env, self.replicas)  # CUDA_VISIBLE_DEVICES=RR...: one per replica
         self.quiet = quiet
         self.restart = restart
         self._with_gateway = self.replicas > 1 or self.shards > 1 or self._gateway_asked()
@@ -148,8 +150,10 @@ class Deployment(Orchestration):
         self.auth_tokens = ()
         self._worker_host = self.host if host_given else LOCAL_HOST
 
-    def _worker_env(self) -> dict[str, str]:
+    def _worker_env(self, replica_id: int = 0) -> dict[str, str]:
         env = dict(self.env)
+        if self.gpus is not None:
+            env['CUDA_VISIBLE_DEVICES'] = self.gpus[replica_id]
         if self._secret:
             env[auth.EXECUTOR_SECRET_ENV] = self._secret
         elif self.auth_tokens:  # the replica is what callers reach
@@ -219,7 +223,7 @@ class Deployment(Orchestration):
                 config = self.worker_config(shard_id, replica_id, port, uses)
                 label = f'{self.name}/rep-{replica_id}' + (f'/shard-{shard_id}' if self.shards > 1 else '')
                 processes.append(ServiceProcess(label, WORKER_MODULE, ['--config-json', _config_json(config)],
-                                                env=self._worker_env(), echo=not self.quiet))
+                                                env=self._worker_env(replica_id), echo=not self.quiet))
         return processes
 
     def target(self) -> DeploymentTarget:
