@@ -10,16 +10,17 @@ import os
 from collections.abc import Coroutine
 from typing import Any, Callable, Optional, TypeVar
 
+try:  # imported with the serving modules, so the fork server has it loaded for every child
+    import uvloop
+except ImportError:  # pragma: no cover - not installed (e.g. Windows)
+    uvloop = None
+
 T = TypeVar('T')
 
 
 def loop_factory() -> Optional[Callable[[], asyncio.AbstractEventLoop]]:
     """uvloop's new_event_loop, or None (asyncio's default) when off or not installed."""
-    if os.environ.get('PLAIT_UVLOOP', '1').strip().lower() in ('0', 'false', 'no', 'off'):
-        return None
-    try:
-        import uvloop
-    except ImportError:
+    if uvloop is None or os.environ.get('PLAIT_UVLOOP', '1').strip().lower() in ('0', 'false', 'no', 'off'):
         return None
     return uvloop.new_event_loop
 
