@@ -30,6 +30,7 @@ from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signa
 from plait.wire.constants import DRY_RUN_ENDPOINT, IS_ERROR, WIRE_DEFAULT_ENDPOINT
 from plait.wire.join import doc_list_in, join_doc_lists
 from plait.wire.messages import dict_to_struct, error_status, now_timestamp, struct_to_dict
+from plait.serve.parameters import for_executor
 from plait.serve.worker_config import WorkerConfig
 
 DataRequestProto = jina_data_pb2.DataRequestProto
@@ -105,7 +106,7 @@ class ExecutorRunner:
         spec = self.executor.endpoint_specs[key]
         docs_matrix = [self._decode(r.data, spec.input_type) for r in requests]
         docs = docs_matrix[0] if len(docs_matrix) == 1 else self._joined(requests, spec.input_type)
-        parameters = struct_to_dict(requests[0].parameters)
+        parameters = for_executor(struct_to_dict(requests[0].parameters), self.name)  # 'name__key' stripped
         if self.batcher is not None:
             queue = self.batcher.queue_for(endpoint, key, parameters)
             if queue is not None:
