@@ -113,6 +113,17 @@ class RuntimeArgs:
     meter_provider: Any = None       # OpenTelemetry MeterProvider exporting over OTLP
 
 
+def _check_signature(cls: type, name: str, fn: Callable) -> None:
+    """Refuse, when the class is defined, an endpoint whose signature cannot be served."""
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    if 'doc' in parameters and 'docs' in parameters:
+        raise TypeError(f'{cls.__name__}.{name}: an endpoint takes `docs` (a batch) or `doc` (one document), '
+                        'not both')
+
+
 def _doc_list_item_type(annotation: Any) -> Optional[type]:
     """DocList[MyDoc] -> DocList[MyDoc]; Optional[DocList[X]] -> DocList[X]; else None."""
     from docarray import DocList
@@ -190,6 +201,7 @@ class Executor:
         for name, member in vars(cls).items():
             bound = getattr(member, _ENDPOINTS_ATTR, None)
             if bound:
+                _check_signature(cls, name, member)
                 for endpoint in bound[0]:
                     table[endpoint] = name
             options = getattr(member, _BATCHING_ATTR, None)

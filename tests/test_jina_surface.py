@@ -11,6 +11,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from plait import Executor, requests
+
 TESTS = Path(__file__).parent
 
 CRUD_EXECUTOR = '''
@@ -115,3 +119,11 @@ def test_the_exceptions_jina_users_catch(tmp_path: Path) -> None:
             print('RuntimeFailToStart')
         ''')
     assert lines == ['BadServer True', 'ConnectionError', 'RuntimeFailToStart']
+
+
+def test_an_endpoint_taking_doc_and_docs_is_refused_when_the_class_is_defined() -> None:
+    with pytest.raises(TypeError, match=r'^Both.both: an endpoint takes `docs` \(a batch\) or `doc` '):
+        class Both(Executor):
+            @requests
+            def both(self, doc, docs, **kwargs):
+                pass
