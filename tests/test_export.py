@@ -21,6 +21,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+import plait
 from flow_helpers import wait_until
 from plait import Client, Document, DocumentArray, Executor, Flow, requests
 from plait.errors import BadConfig
@@ -182,9 +183,15 @@ def test_the_image_context_holds_the_users_code(tmp_path):
     export_k8s(tmp_path)
     out = tmp_path / 'k8s'
     dockerfile = (out / 'Dockerfile').read_text()
-    assert re.search(r'^FROM python:3\.\d+-slim$', dockerfile, re.M)
-    assert 'pip install' in dockerfile and 'PLAIT_PACKAGE=plait==' in dockerfile
-    assert 'ENTRYPOINT ["plait"]' in dockerfile and 'ENV PYTHONPATH=/app' in dockerfile
+    python = f'{sys.version_info.major}.{sys.version_info.minor}'
+    assert re.findall(r'^FROM .*$', dockerfile, re.M) == [f'FROM python:{python}-slim AS build',
+                                                          f'FROM python:{python}-slim']
+    wheel = f'plait-{plait.__version__}-py3-none-any.whl'
+    assert f'ARG PLAIT_PACKAGE=/wheels/{wheel}' in dockerfile and (out / 'wheels' / wheel).is_file()
+    final_stage = dockerfile.split('\nFROM ')[-1]  # the image itself: the venv and the user's code, no wheels
+    assert re.findall(r'^COPY .*$', final_stage, re.M) == ['COPY --from=build /opt/plait /opt/plait',
+                                                           'COPY plait-app/ /app/']
+    assert 'ENTRYPOINT ["plait"]' in final_stage and 'PYTHONPATH=/app' in final_stage
     copied = out / 'plait-app' / 'export_executors.py'
     assert copied.read_text() == (DATA / 'export_executors.py').read_text()
     readme = (out / 'README.md').read_text()

@@ -168,15 +168,20 @@ class Flow(Orchestration):
 
     # -- export ------------------------------------------------------------------------------
     def to_kubernetes_yaml(self, output_base_path: str, k8s_namespace: Optional[str] = None,
-                           image: Optional[str] = None) -> list[str]:
-        """Write a Deployment and a Service per executor shard and for the gateway, a Dockerfile
-        and a README under `output_base_path`; returns the paths written."""
+                           image: Optional[str] = None, plait_package: Optional[str] = None) -> list[str]:
+        """Write a Deployment and a Service per executor shard and for the gateway, the image's
+        build context (Dockerfile, your modules, a wheel of this plait unless `plait_package`
+        names a pip requirement to install instead) and a README under `output_base_path`;
+        returns the paths written."""
         from plait.orchestrate.export.kubernetes import export_kubernetes
-        return export_kubernetes(self, output_base_path, k8s_namespace, image)
+        return export_kubernetes(self, output_base_path, k8s_namespace, image, plait_package)
 
     def to_docker_compose_yaml(self, output_path: str = 'docker-compose.yml',
-                               network_name: Optional[str] = None, image: Optional[str] = None) -> list[str]:
-        """Write a docker-compose file (a service per executor replica, and the gateway) and the
-        Dockerfile beside it; returns the paths written."""
+                               network_name: Optional[str] = None, image: Optional[str] = None,
+                               publish_host: Optional[str] = None,
+                               plait_package: Optional[str] = None) -> list[str]:
+        """Write a docker-compose file (a service per executor replica, and the gateway, whose
+        ports are published on `publish_host`, every interface by default) and the image's build
+        context beside it; returns the paths written."""
         from plait.orchestrate.export.compose import export_docker_compose
-        return export_docker_compose(self, output_path, network_name, image)
+        return export_docker_compose(self, output_path, network_name, image, publish_host, plait_package)

@@ -35,9 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument('file', help='the compose file to write (the Dockerfile goes beside it)')
     compose.add_argument('--network-name', '--network_name', dest='network', default=None,
                          help='a named bridge network for the services (default: compose\'s own)')
+    compose.add_argument('--publish-host', '--publish_host', dest='publish_host', default=None,
+                         help='host address the gateway\'s ports are published on, e.g. 127.0.0.1 to keep '
+                              'them local (default: every interface, as `docker run -p`)')
     for sub in (k8s, compose):
         sub.add_argument('--image', default=None,
                          help='image name of every service (default: plait-flow:latest)')
+        sub.add_argument('--plait-package', '--plait_package', dest='plait_package', default=None,
+                         help='where the image gets plait: a pip requirement such as plait==0.1.0 or a URL '
+                              '(default: a wheel of this plait, written into wheels/)')
     return parser
 
 
@@ -55,11 +61,12 @@ def cli_main(argv: Optional[list[str]] = None) -> int:
         if args.kind == 'kubernetes':
             from plait.orchestrate.export.kubernetes import export_kubernetes
 
-            written = export_kubernetes(flow, args.outdir, args.namespace, args.image)
+            written = export_kubernetes(flow, args.outdir, args.namespace, args.image, args.plait_package)
         else:
             from plait.orchestrate.export.compose import export_docker_compose
 
-            written = export_docker_compose(flow, args.file, args.network, args.image)
+            written = export_docker_compose(flow, args.file, args.network, args.image, args.publish_host,
+                                            args.plait_package)
     except (PlaitError, OSError) as e:
         print(f'plait export: error: {e}', file=sys.stderr)
         return 1
@@ -73,7 +80,9 @@ def cli_main(argv: Optional[list[str]] = None) -> int:
     if args.kind == 'kubernetes':
         print(f'next: build the image and apply the manifests, see {os.path.join(args.outdir, "README.md")}')
     else:
-        print(f'next: docker compose -f {args.file} up --build')
+        from plait.orchestrate.export.compose import start_command
+
+        print(f'next: {start_command(args.file)}   (Compose v1: {start_command(args.file, v1=True)})')
     return 0
 
 

@@ -271,8 +271,9 @@ def _readme(topology: Topology, files: list[str], k8s_namespace: Optional[str]) 
 
 
 def export_kubernetes(flow: Any, output_base_path: str, k8s_namespace: Optional[str] = None,
-                      image: Optional[str] = None) -> list[str]:
-    """Write the Flow's manifests, Dockerfile and README under `output_base_path`; the paths written."""
+                      image: Optional[str] = None, plait_package: Optional[str] = None) -> list[str]:
+    """Write the Flow's manifests, the image's build context (see dockerfile.py) and README under
+    `output_base_path`; the paths written."""
     if k8s_namespace is not None and dns_label(k8s_namespace) != k8s_namespace:
         from plait.errors import BadConfig
         raise BadConfig(f'k8s_namespace={k8s_namespace!r} is not a valid namespace name '
@@ -296,7 +297,7 @@ def export_kubernetes(flow: Any, output_base_path: str, k8s_namespace: Optional[
             f.write('# Written by `plait export kubernetes`: a PodMonitor for the Prometheus Operator.\n'
                     + yaml_text([monitor]))
         written.append(path)
-    written += write_build_context(output_base_path, topology)
+    written += write_build_context(output_base_path, topology, plait_package)
     readme = os.path.join(output_base_path, 'README.md')
     with open(readme, 'w', encoding='utf-8') as f:
         f.write(_readme(topology, list(files), k8s_namespace))
