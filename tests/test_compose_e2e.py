@@ -30,7 +30,7 @@ import yaml
 from docker_engine import Engine, Unavailable, base_images, ensure_base_image, image_id, run
 
 from plait import Client, Document, DocumentArray
-from plait.orchestrate.ports import free_port
+from plait.wire.ports import free_port
 
 pytestmark = pytest.mark.timeout(900)  # the first test builds the images (minutes on a fresh machine)
 
