@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from common import HERE, LOCAL, REPO, Settings, guarded, python_env, section_main
+from common import LOCAL, REPO, Settings, guarded, python_env, section_main
 from results import Section, Target
 from stats import median, ms, percentile
 
@@ -127,13 +127,14 @@ def _seconds(settings: Settings) -> float:
 
 @contextlib.contextmanager
 def jina_executor(port: int) -> Iterator[int]:
-    """`jina executor` serving `jina_costly.JinaCostlyBatched` on `port`, with Jina's own
+    """`jina executor` serving `interop/bench_jina_costly.JinaCostlyBatched` on `port`, with Jina's own
     interpreter, in a session of its own: stopped whole when the block ends."""
     env = python_env()  # for the run marker; without plait on the path
     env.pop('PYTHONPATH', None)
     env.update(JINA_HIDE_SURVEY='1', JINA_LOG_LEVEL='ERROR')
     proc = subprocess.Popen([str(JINA_PYTHON.parent / 'jina'), 'executor', '--uses', 'JinaCostlyBatched',
-                             '--py-modules', str(HERE / 'jina_costly.py'), '--host', LOCAL, '--port', str(port)],
+                             '--py-modules', str(REPO / 'interop' / 'bench_jina_costly.py'),
+                             '--host', LOCAL, '--port', str(port)],
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -195,7 +196,7 @@ def new_section() -> Section:
         ('The no-op row is the same load on an Executor that does nothing, run in the same repetitions as the '
          'batched rows: on a shared 2-core machine '
          'the client and the executor process compete for the cores, and this bounds every row above.'),
-        ('Jina 3.x rows: `benchmarks/jina_costly.py` (the same cost, `@dynamic_batching(preferred_batch_size=32, '
+        ('Jina 3.x rows: `interop/bench_jina_costly.py` (the same cost, `@dynamic_batching(preferred_batch_size=32, '
          'timeout=10)`) served by `jina executor` from the interop venv (`make interop` builds '
          '`interop/.interop-venv`), under the same clients, alternating with the plait batched run repetition by '
          'repetition (p99 and the floor columns as for plait). The issue quotes Jina 3.34 at about 420-456 req/s '

@@ -1,8 +1,8 @@
-"""A Flow of no-op Executors behind a gRPC gateway, served from a process of its own, for
-plait or for Jina (each run with its own interpreter: Jina's from the interop venv). It prints
-one JSON line once the Flow is ready and serves until its stdin closes (or its parent dies).
+"""A plait Flow of no-op Executors behind a gRPC gateway, served from a process of its own. It
+prints one JSON line once the Flow is ready and serves until its stdin closes (or its parent
+dies). The Jina counterpart, run by Jina's interpreter, is interop/bench_jina_flow.py.
 
-    python benchmarks/flow_server.py plait|jina EXECUTORS PORT
+    python benchmarks/flow_server.py EXECUTORS PORT
 """
 
 from __future__ import annotations
@@ -13,15 +13,6 @@ import sys
 import threading
 
 
-def _noop_class(executor_base: type, requests: object) -> type:
-    class NoOp(executor_base):  # type: ignore[misc, valid-type]
-        @requests  # type: ignore[misc]
-        def foo(self, docs, **kwargs):  # noqa: ANN001  (unannotated: the framework's default documents)
-            pass
-
-    return NoOp
-
-
 def _wait_for_stdin_or_parent() -> None:
     parent = os.getppid()
     closed = threading.Event()
@@ -30,32 +21,27 @@ def _wait_for_stdin_or_parent() -> None:
         pass
 
 
-def main() -> int:
-    framework, executors, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    report = os.fdopen(os.dup(1), 'w')  # the JSON line; whatever the Flow prints goes nowhere
+def serve(flow, roles=lambda f: {}) -> None:  # noqa: ANN001  (a plait or a Jina Flow)
+    """Start `flow`, print the JSON ready line on the original stdout, and serve until stdin
+    closes or the parent dies. Whatever the Flow prints goes nowhere."""
+    report = os.fdopen(os.dup(1), 'w')
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    if framework == 'plait':
-        from bench_executors import NoOp
-
-        from plait import Flow
-
-        flow = Flow(port=port, quiet=True)
-    else:
-        os.environ.setdefault('JINA_HIDE_SURVEY', '1')
-        os.environ.setdefault('JINA_LOG_LEVEL', 'ERROR')
-        from jina import Executor, Flow, requests
-
-        NoOp = _noop_class(Executor, requests)
-        flow = Flow(port=port)
-    for i in range(executors):
-        flow = flow.add(uses=NoOp, name=f'executor{i}')  # Jina returns a new Flow
     with flow as f:
-        roles = {}
-        if framework == 'plait':
-            roles = {'gateway': f.process_of('gateway').pid,
-                     **{f'executor{i}': f.process_of(f'executor{i}/rep-0').pid for i in range(executors)}}
-        print(json.dumps({'ready': True, 'pid': os.getpid(), 'roles': roles}), file=report, flush=True)
+        print(json.dumps({'ready': True, 'pid': os.getpid(), 'roles': roles(f)}), file=report, flush=True)
         _wait_for_stdin_or_parent()
+
+
+def main() -> int:
+    executors, port = int(sys.argv[1]), int(sys.argv[2])
+    from bench_executors import NoOp
+
+    from plait import Flow
+
+    flow = Flow(port=port, quiet=True)
+    for i in range(executors):
+        flow = flow.add(uses=NoOp, name=f'executor{i}')
+    serve(flow, lambda f: {'gateway': f.process_of('gateway').pid,
+                           **{f'executor{i}': f.process_of(f'executor{i}/rep-0').pid for i in range(executors)}})
     return 0
 
 

@@ -53,9 +53,10 @@ class FlowServer:
         python = str(JINA_PYTHON) if self.framework == 'jina' else sys.executable
         env = python_env()
         if self.framework == 'jina':
-            env['PYTHONPATH'] = str(HERE)  # flow_server.py only: never plait on Jina's path
-        self.proc = subprocess.Popen([python, str(HERE / 'flow_server.py'), self.framework, str(self.executors),
-                                      str(self.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            env['PYTHONPATH'] = str(HERE)  # for flow_server.serve only: never plait on Jina's path
+        script = REPO / 'interop' / 'bench_jina_flow.py' if self.framework == 'jina' else HERE / 'flow_server.py'
+        self.proc = subprocess.Popen([python, str(script), str(self.executors), str(self.port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         try:
             assert self.proc.stdout is not None
             line = self.proc.stdout.readline()  # bounded: EOF when the launcher fails

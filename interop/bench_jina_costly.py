@@ -1,6 +1,6 @@
-"""Section F's batched Executor for Jina 3.x: loaded by Jina's own interpreter from the interop
-venv (`jina executor --py-modules`), never imported by plait. Same cost and options as
-`bench_executors.CostlyBatched`."""
+"""Section F's batched Executor for Jina 3.x (benchmarks/batching_bench.py): loaded by Jina's own
+interpreter from the interop venv (`jina executor --py-modules`), never imported by plait. Same
+cost and options as `benchmarks/bench_executors.CostlyBatched`."""
 
 import time
 from typing import Optional
