@@ -44,6 +44,16 @@ class ProcessMetrics:
               RUNTIME, registry=self.registry).labels(runtime_name).set(restarts)
         self._server: Any = None
 
+    def _request_metrics(self, receiving_doc: str) -> None:
+        """Jina's per-process request metrics, the same names for executors and gateways."""
+        r, name = self.registry, self.runtime_name
+        self.receiving = Histogram('jina_receiving_request_seconds', receiving_doc, RUNTIME, registry=r).labels(name)
+        self.successful = Counter('jina_successful_requests', 'Number of successful requests',
+                                  RUNTIME, registry=r).labels(name)
+        self.failed = Counter('jina_failed_requests', 'Number of failed requests', RUNTIME, registry=r).labels(name)
+        self.pending = Gauge('jina_number_of_pending_requests', 'Number of pending requests',
+                             RUNTIME, registry=r).labels(name)
+
     def watch_health(self, is_serving: Callable[[], bool]) -> None:
         self.registry.register(_Serving('plait_health_serving', '1 while this process reports SERVING',
                                         RUNTIME, lambda: [((self.runtime_name,), is_serving())]))
@@ -81,14 +91,7 @@ class WorkerMetrics(ProcessMetrics):
         super().__init__(runtime_name, restarts)
         r = self.registry
         self.executor = executor
-        self.receiving = Histogram('jina_receiving_request_seconds', 'Time spent processing request',
-                                   RUNTIME, registry=r).labels(runtime_name)
-        self.successful = Counter('jina_successful_requests', 'Number of successful requests',
-                                  RUNTIME, registry=r).labels(runtime_name)
-        self.failed = Counter('jina_failed_requests', 'Number of failed requests',
-                              RUNTIME, registry=r).labels(runtime_name)
-        self.pending = Gauge('jina_number_of_pending_requests', 'Number of pending requests',
-                             RUNTIME, registry=r).labels(runtime_name)
+        self._request_metrics('Time spent processing request')
         self.process = Histogram('jina_process_request_seconds',
                                  'Time spent when calling the executor request method',
                                  ('executor', 'executor_endpoint', 'runtime_name'), registry=r)
@@ -149,15 +152,7 @@ class GatewayMetrics(ProcessMetrics):
     def __init__(self, runtime_name: str, restarts: int = 0):
         super().__init__(runtime_name, restarts)
         r = self.registry
-        self.receiving = Histogram('jina_receiving_request_seconds',
-                                   'Time between receiving a request from the client and sending back the response',
-                                   RUNTIME, registry=r).labels(runtime_name)
-        self.pending = Gauge('jina_number_of_pending_requests', 'Number of pending requests',
-                             RUNTIME, registry=r).labels(runtime_name)
-        self.successful = Counter('jina_successful_requests', 'Number of successful requests',
-                                  RUNTIME, registry=r).labels(runtime_name)
-        self.failed = Counter('jina_failed_requests', 'Number of failed requests',
-                              RUNTIME, registry=r).labels(runtime_name)
+        self._request_metrics('Time between receiving a request from the client and sending back the response')
         self.request_bytes = Histogram('jina_received_request_bytes', 'The size in bytes of requests from clients',
                                        RUNTIME, registry=r, buckets=SIZE_BUCKETS).labels(runtime_name)
         self.response_bytes = Histogram('jina_sent_response_bytes', 'The size in bytes of responses to clients',

@@ -173,7 +173,7 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
         try:
             return await self._process_single_data(body, context)
         finally:
-            TRIMMER.after(len(body))  # counted from the answer
+            TRIMMER.after(len(body))  # the calm before the trim starts once answered
 
     async def _process_single_data(self, body: bytes, context: Any) -> bytes:
         try:
@@ -203,7 +203,7 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
                 request = _parse(body, DataRequestProto)
                 return (await self._rt.serve([request], None, open_stream=True)).SerializeToString()
             finally:
-                TRIMMER.after(len(body))  # counted from the answer
+                TRIMMER.after(len(body))  # the calm before the trim starts once answered
 
         try:
             await answer_stream(context, serve_one)
