@@ -16,7 +16,7 @@ from plait.errors import RuntimeFailedToStart
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc
 from plait.serve.info import status_info
 from plait.streams import bounded_map
-from plait.wire.channel import grpc_options
+from plait.wire.channel import server_options
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -80,7 +80,7 @@ async def start_grpc_server(
     plus health (overall status NOT_SERVING until the caller says otherwise), reflection and
     _status; `interceptors` (token checks) see every call. Raises RuntimeFailedToStart with a
     clear message when the port is taken."""
-    server = grpc.aio.server(options=grpc_options(), interceptors=list(interceptors) or None)
+    server = grpc.aio.server(options=server_options(), interceptors=list(interceptors) or None)
     health = HealthServicer()
     names = [health_pb2.DESCRIPTOR.services_by_name['Health'].full_name,
              reflection.SERVICE_NAME, 'jina.JinaInfoRPC']
