@@ -214,3 +214,13 @@ def test_plait_executor_refuses_an_unknown_config_field() -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "plait executor: error: --config-json: WorkerConfig: unknown field(s) ['bogus']" in out.stderr
+
+
+def test_expose_endpoint_refuses_route_options_it_does_not_take() -> None:
+    f = Flow(protocol='http')
+    f.expose_endpoint('/foo', summary='fine', methods=['PUT'])
+    with pytest.raises(BadConfig, match=r'expose_endpoint /bar: not supported by plait: response_model'):
+        f.expose_endpoint('/bar', response_model=dict)
+    yaml_text = 'jtype: Flow\nwith:\n  protocol: http\n  expose_endpoints:\n    /foo:\n      sumary: typo\n'
+    with pytest.raises(BadConfig, match=r'expose_endpoint /foo: not supported by plait: sumary'):
+        Flow.load_config(yaml_text).gateway_config()

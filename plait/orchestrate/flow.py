@@ -17,7 +17,7 @@ from plait.orchestrate.deployment import GATEWAY_MODULE, Deployment, auth_tokens
 from plait.orchestrate.options import GATEWAY_OPTIONS, add_options, gateway_options
 from plait.orchestrate.orchestration import Orchestration, as_list, public_endpoints
 from plait.orchestrate.process import ServiceProcess
-from plait.serve.gateway.config import START, GatewayConfig
+from plait.serve.gateway.config import START, GatewayConfig, check_route_options
 
 def _refuse_add_options(name: str, kwargs: dict[str, Any]) -> None:
     """Flow.add takes a Deployment's options but for its gateway's: the Flow's gateway is the
@@ -104,7 +104,8 @@ class Flow(Orchestration):
 
     def expose_endpoint(self, exec_endpoint: str, **kwargs: Any) -> None:
         """Serve `exec_endpoint` as its own HTTP route (summary, tags, methods... for OpenAPI)."""
-        self.gateway_options.setdefault('expose_endpoints', {})[exec_endpoint] = kwargs
+        self.gateway_options.setdefault('expose_endpoints', {})[exec_endpoint] = \
+            check_route_options(exec_endpoint, kwargs)
 
     def gateway_config(self) -> GatewayConfig:
         options = {'name': 'gateway', **self.gateway_options, 'host': self.host}

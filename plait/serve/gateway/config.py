@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from plait.errors import BadConfig
+
 START = 'gateway'  # the name `needs` uses for the gateway's own input
 END = 'end-gateway'
 
@@ -28,6 +30,24 @@ class DeploymentTarget:
 
     def addresses(self) -> list[str]:
         return [a for shard in self.shards for a in shard]
+
+
+# expose_endpoint(...) keywords an HTTP route takes (as Jina passes them to FastAPI), and `methods`
+ROUTE_OPTIONS = ('methods', 'summary', 'description', 'tags', 'name', 'deprecated', 'response_description',
+                 'operation_id', 'include_in_schema')
+
+
+def check_route_options(endpoint: str, options: Any) -> dict[str, Any]:
+    """The options of one exposed endpoint, or BadConfig naming what plait does not take."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise BadConfig(f'expose_endpoints[{endpoint!r}]: expected a mapping of route options, got {options!r}')
+    unknown = sorted(set(options) - set(ROUTE_OPTIONS))
+    if unknown:
+        raise BadConfig(f'expose_endpoint {endpoint}: not supported by plait: {", ".join(unknown)} '
+                        f'(route options: {", ".join(ROUTE_OPTIONS)})')
+    return dict(options)
 
 
 @dataclass
@@ -67,6 +87,10 @@ class GatewayConfig:
     metrics: bool = False                   # OpenTelemetry metrics over OTLP/gRPC
     metrics_exporter_host: Optional[str] = None
     metrics_exporter_port: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        self.expose_endpoints = {endpoint: check_route_options(endpoint, options)
+                                 for endpoint, options in (self.expose_endpoints or {}).items()}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -132,7 +132,7 @@ def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
     else:
         from plait.serve.gateway.http_openapi import add_docs_routes, build_openapi
 
-        routes = data_routes(config.expose_endpoints, config.no_debug_endpoints, config.no_crud_endpoints, logger)
+        routes = data_routes(config.expose_endpoints, config.no_debug_endpoints, config.no_crud_endpoints)
         add_data_routes(app, json_gateway, routes)
 
         async def openapi() -> dict[str, Any]:

@@ -33,6 +33,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from plait.errors import BadRequest
+from plait.serve.gateway.config import check_route_options
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.gateway.http_request import build_request, loads, parse_body
 from plait.serve.gateway.http_schema import InputEncoder
@@ -41,9 +42,6 @@ from plait.wire.join import doc_list_of
 from plait.wire.json_codec import docs_json, message_json
 
 CRUD = (('/index', 'POST'), ('/search', 'POST'), ('/update', 'PUT'), ('/delete', 'DELETE'))
-# expose_endpoint(...) keywords passed on to the route (the rest is ignored with a warning)
-ROUTE_OPTIONS = ('summary', 'description', 'tags', 'name', 'deprecated', 'response_description',
-                 'operation_id', 'include_in_schema')
 
 
 class JsonGateway:
@@ -93,18 +91,13 @@ class DataRoute:
     options: dict[str, Any]
 
 
-def data_routes(expose_endpoints: dict[str, dict[str, Any]], no_debug: bool, no_crud: bool,
-                logger: logging.Logger | None = None) -> list[DataRoute]:
+def data_routes(expose_endpoints: dict[str, dict[str, Any]], no_debug: bool, no_crud: bool) -> list[DataRoute]:
     """The data routes of a gateway: exposed endpoints first (they win over CRUD paths)."""
     routes: list[DataRoute] = []
     taken: set[tuple[str, str]] = set()
     for endpoint, raw in (expose_endpoints or {}).items():
-        options = dict(raw or {})
-        methods = [m.upper() for m in options.pop('methods', None) or ['POST']]
-        unknown = set(options) - set(ROUTE_OPTIONS)
-        if unknown and logger is not None:
-            logger.warning('expose_endpoint %s: ignoring unknown option(s) %s', endpoint, sorted(unknown))
-        kept = {k: v for k, v in options.items() if k in ROUTE_OPTIONS}
+        kept = check_route_options(endpoint, raw)  # checked in GatewayConfig too
+        methods = [m.upper() for m in kept.pop('methods', None) or ['POST']]
         path = '/' + endpoint.lstrip('/')
         routes.append(DataRoute(path, methods, endpoint, kept))
         taken.update((path, m) for m in methods)
