@@ -9,6 +9,11 @@ neutral client can call a floor, a plait gateway and a Jina gateway alike.
     python benchmarks/floor.py serve --port P                       # prints 'listening' once it accepts calls
     python benchmarks/floor.py relay --port P --upstream HOST:PORT  # ... --upstream HOST:PORT for a chain
     python benchmarks/floor.py probe --port P                       # one Health/Check in a fresh interpreter
+    python benchmarks/floor.py http-relay --port P --upstream HOST:PORT  # HTTP in, the body relayed over gRPC
+
+The HTTP relay is the floor of an HTTP gateway: uvicorn (httptools, uvloop) and a bare ASGI app
+that passes each request body as it is to the echo servers over gRPC and answers with what comes
+back; no framework, no JSON handling.
 """
 
 from __future__ import annotations
@@ -100,7 +105,8 @@ class FloorServer:
     """The floor server as a child process; `startup_s` is Popen to 'listening'. With
     `upstreams` it is a relay in front of those echo servers."""
 
-    def __init__(self, port: int, upstreams: tuple[str, ...] = ()):
+    def __init__(self, port: int, upstreams: tuple[str, ...] = (), mode: str = ''):
+        self.mode = mode or ('relay' if upstreams else 'serve')
         self.port = port
         self.address = f'{LOCAL}:{port}'
         self.upstreams = upstreams
@@ -115,7 +121,7 @@ class FloorServer:
         from common import python_env
 
         start = time.perf_counter()
-        command = [sys.executable, __file__, 'relay' if self.upstreams else 'serve', '--port', str(self.port)]
+        command = [sys.executable, __file__, self.mode, '--port', str(self.port)]
         for upstream in self.upstreams:
             command += ['--upstream', upstream]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=python_env())
@@ -255,17 +261,55 @@ async def _quiet(call: Any) -> Any:
         return e
 
 
+def _http_relay_app(upstreams: list[str]) -> Any:
+    relay = _relay(upstreams)
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope['type'] != 'http':
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get('body', b''))
+            more = message.get('more_body', False)
+        body = await relay(b''.join(chunks), None)
+        await send({'type': 'http.response.start', 'status': 200,
+                    'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode())]})
+        await send({'type': 'http.response.body', 'body': body})
+
+    return app
+
+
+def serve_http(port: int, upstreams: list[str]) -> None:
+    import uvicorn
+
+    print('listening', flush=True)  # uvicorn binds before it serves the first request
+    uvicorn.run(_http_relay_app(upstreams), host=LOCAL, port=port, log_level='error', access_log=False,
+                http='httptools', loop='uvloop' if _has_uvloop() else 'asyncio')
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('mode', choices=('serve', 'relay', 'probe'))
+    parser.add_argument('mode', choices=('serve', 'relay', 'probe', 'http-relay'))
     parser.add_argument('--port', type=int, required=True)
     parser.add_argument('--upstream', action='append', default=[], help='relay: an echo server, in call order')
     args = parser.parse_args()
     if args.mode == 'probe':
         return probe(args.port)
-    if args.mode == 'relay' and not args.upstream:
-        parser.error('relay needs at least one --upstream')
+    if args.mode in ('relay', 'http-relay') and not args.upstream:
+        parser.error(f'{args.mode} needs at least one --upstream')
+    if args.mode == 'http-relay':
+        serve_http(args.port, args.upstream)
+        return 0
     try:
         asyncio.run(serve(args.port, args.upstream if args.mode == 'relay' else None))
     except KeyboardInterrupt:

@@ -2,7 +2,7 @@
 prints one JSON line once the Flow is ready and serves until its stdin closes (or its parent
 dies). The Jina counterpart, run by Jina's interpreter, is interop/bench_jina_flow.py.
 
-    python benchmarks/flow_server.py EXECUTORS PORT
+    python benchmarks/flow_server.py EXECUTORS PORT [PROTOCOL]
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ def serve(flow, roles=lambda f: {}) -> None:  # noqa: ANN001  (a plait or a Jina
 
 def main() -> int:
     executors, port = int(sys.argv[1]), int(sys.argv[2])
+    protocol = sys.argv[3] if len(sys.argv) > 3 else 'grpc'
     from bench_executors import NoOp
 
     from plait import Flow
 
-    flow = Flow(port=port, quiet=True)
+    flow = Flow(port=port, protocol=protocol, quiet=True)
     for i in range(executors):
         flow = flow.add(uses=NoOp, name=f'executor{i}')
     serve(flow, lambda f: {'gateway': f.process_of('gateway').pid,

@@ -36,8 +36,9 @@ class FlowServer:
     """benchmarks/flow_server.py as a child process: a plait or Jina Flow of `executors`
     no-op Executors on `port`; stopped by closing its stdin."""
 
-    def __init__(self, framework: str, executors: int, port: int):
+    def __init__(self, framework: str, executors: int, port: int, protocol: str = 'grpc'):
         self.framework = framework
+        self.protocol = protocol
         self.executors = executors
         self.port = port
         self.address = f'{LOCAL}:{port}'
@@ -55,7 +56,7 @@ class FlowServer:
         if self.framework == 'jina':
             env['PYTHONPATH'] = str(HERE)  # for flow_server.serve only: never plait on Jina's path
         script = REPO / 'interop' / 'bench_jina_flow.py' if self.framework == 'jina' else HERE / 'flow_server.py'
-        self.proc = subprocess.Popen([python, str(script), str(self.executors), str(self.port)],
+        self.proc = subprocess.Popen([python, str(script), str(self.executors), str(self.port), self.protocol],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         try:
             assert self.proc.stdout is not None

@@ -35,6 +35,7 @@ SECTIONS = {
     'auth': ('auth_bench', 'I. authentication'),
     'streams': ('streams_bench', 'J. the stream engine'),
     'client': ('client_bench', 'K. client memory'),
+    'httphot': ('http_hotpath_bench', 'L. HTTP hot path'),
 }
 
 
