@@ -28,8 +28,15 @@ browser:
 demo: venv
 	$(BIN)/python examples/demo.py
 
-bench: venv
+bench: venv wrk
 	$(BIN)/python benchmarks/run.py
+
+# wrk is the neutral HTTP load of the HTTP hot-path benchmark: install it when missing and root
+.PHONY: wrk
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+		echo "wrk is missing: the HTTP hot-path benchmark (section L) will be skipped"
 
 proto: venv
 	$(BIN)/python plait/proto/generate.py
