@@ -13,7 +13,7 @@ neutral client can call a floor, a plait gateway and a Jina gateway alike.
 
 The HTTP relay is the floor of an HTTP gateway: uvicorn (httptools, uvloop) and a bare ASGI app
 that passes each request body as it is to the echo servers over gRPC and answers with what comes
-back; no framework, no JSON handling.
+back; no framework, no JSON handling. On a WebSocket it does the same per binary message.
 """
 
 from __future__ import annotations
@@ -265,6 +265,9 @@ def _http_relay_app(upstreams: list[str]) -> Any:
     relay = _relay(upstreams)
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope['type'] == 'websocket':
+            await _websocket_relay(relay, receive, send)
+            return
         if scope['type'] != 'http':
             return
         chunks, more = [], True
@@ -278,6 +281,17 @@ def _http_relay_app(upstreams: list[str]) -> Any:
         await send({'type': 'http.response.body', 'body': body})
 
     return app
+
+
+async def _websocket_relay(relay: Any, receive: Any, send: Any) -> None:
+    """Accept (subprotocol bytes), then answer each binary message with the relayed bytes."""
+    await receive()  # websocket.connect
+    await send({'type': 'websocket.accept', 'subprotocol': 'bytes'})
+    while True:
+        message = await receive()
+        if message['type'] != 'websocket.receive':
+            return
+        await send({'type': 'websocket.send', 'bytes': await relay(message.get('bytes') or b'', None)})
 
 
 def serve_http(port: int, upstreams: list[str]) -> None:

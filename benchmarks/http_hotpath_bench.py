@@ -1,8 +1,9 @@
-"""L. The HTTP hot path, measured as G measures gRPC: a neutral load generator (wrk, C, its own
-process) posting the same JSON body to a raw HTTP relay floor (uvicorn + a bare ASGI app relaying
-the body over gRPC to an echo server: the same hops, no framework), to a 1-executor plait Flow
-with protocol='http' and, when the interop venv exists, to the same Flow served by Jina 3.x.
-Throughput with 8 connections, latency p50 with 1, CPU per request of every server process."""
+"""L. The HTTP and WebSocket hot paths, measured as G measures gRPC: a neutral load (wrk for HTTP,
+posting the same JSON body; benchmarks/ws_load.py for WebSocket, sending the same prebuilt request
+bytes), each in its own process, against a raw relay floor (uvicorn + a bare ASGI app relaying each
+body over gRPC to an echo server: the same hops, no framework), a 1-executor plait Flow of that
+protocol and, when the interop venv exists, the same Flow served by Jina 3.x. Throughput with 8
+connections, latency p50 with 1, CPU per request of every server process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import floor
-from common import LOCAL, Settings, guarded, section_main
+from common import HERE, LOCAL, Settings, guarded, python_env, section_main
 from hotpath_bench import JINA_READY, FlowServer
-from neutral import _cpu_seconds
+from load import make_docs
+from neutral import _cpu_seconds, write_payloads
 from results import Section, Table, Target
 from stats import median
 
@@ -81,54 +84,83 @@ def _check(url: str) -> None:
         raise RuntimeError(f'{url} did not answer the document: {out[:300]}')
 
 
-def _traffic(section: Section, settings: Settings, jina_rows: list[list[str]]) -> None:
+def ws_load(url: str, payloads: Path, connections: int, seconds: float, pids: list[int]) -> dict[str, Any]:
+    command = [sys.executable, str(HERE / 'ws_load.py'), '--url', url, '--payloads', str(payloads),
+               '--clients', str(connections), '--seconds', str(seconds)]
+    for pid in pids:
+        command += ['--pid', str(pid)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, env=python_env(), check=True)
+    result = json.loads(out.stdout)
+    result['cpu_by_pid'] = {int(k): v for k, v in result['cpu_by_pid'].items()}
+    return result
+
+
+def _payloads(tmp: Path) -> Path:
+    from plait.clients.base import build_requests
+
+    path = tmp / 'small.bin'
+    write_payloads(path, (r.SerializeToString() for r in build_requests('/', make_docs(1024), 1, None, None)))
+    return path
+
+
+def _traffic(section: Section, settings: Settings, protocol: str, jina_rows: list[list[str]]) -> None:
     from plait.wire.ports import free_port
 
     seconds = 1.0 if settings.quick else 3.0
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix='plait-http-') as tmp:
-        script = _lua(Path(tmp))
+        if protocol == 'http':
+            script = _lua(Path(tmp))
+
+            def load(port: int, name: str, connections: int, pids: list[int]) -> dict[str, Any]:
+                return wrk(f'http://{LOCAL}:{port}{PATHS[name]}', script, connections, seconds, pids)
+        else:
+            payloads = _payloads(Path(tmp))
+
+            def load(port: int, name: str, connections: int, pids: list[int]) -> dict[str, Any]:
+                return ws_load(f'ws://{LOCAL}:{port}/', payloads, connections, seconds, pids)
         echo = stack.enter_context(floor.FloorServer(free_port()))
         relay = stack.enter_context(floor.FloorServer(free_port(), (echo.address,), mode='http-relay'))
         _wait_listening(relay.port)
         servers = {'floor': (relay.port, [relay.proc.pid, echo.proc.pid], relay.proc.pid)}
-        plait = stack.enter_context(FlowServer('plait', 1, free_port(), 'http'))
+        plait = stack.enter_context(FlowServer('plait', 1, free_port(), protocol))
         servers['plait'] = (plait.port, plait.pids(), plait.roles['gateway'])
         if JINA_READY.exists():
-            jina = stack.enter_context(FlowServer('jina', 1, free_port(), 'http'))
+            jina = stack.enter_context(FlowServer('jina', 1, free_port(), protocol))
             servers['jina'] = (jina.port, jina.pids(), None)
-        for name, (port, _, _) in servers.items():
-            if name != 'floor':
-                _check(f'http://{LOCAL}:{port}{PATHS[name]}')
+        if protocol == 'http':
+            for name, (port, _, _) in servers.items():
+                if name != 'floor':
+                    _check(f'http://{LOCAL}:{port}{PATHS[name]}')
         runs: dict[str, list[tuple[dict, dict]]] = {name: [] for name in servers}
         for _ in range(settings.reps):
             for name, (port, pids, _) in servers.items():
-                url = f'http://{LOCAL}:{port}{PATHS[name]}'
-                runs[name].append((wrk(url, script, 1, seconds, pids), wrk(url, script, CONNECTIONS, seconds, pids)))
+                runs[name].append((load(port, name, 1, pids), load(port, name, CONNECTIONS, pids)))
     gateway_of = {name: gateway for name, (_, _, gateway) in servers.items()}
-    _rows(section, runs, gateway_of)
+    _rows(section, protocol, runs, gateway_of)
     if 'jina' in runs:
-        jina_rows.extend(_jina_rows(section, runs))
+        jina_rows.extend(_jina_rows(section, protocol, runs))
 
 
-def _rows(section: Section, runs: dict[str, list[tuple[dict, dict]]], gateway_of: dict[str, int | None]) -> None:
+def _rows(section: Section, protocol: str, runs: dict[str, list[tuple[dict, dict]]],
+          gateway_of: dict[str, int | None]) -> None:
     def add(metric: str, unit: str, pick: Any, target: Target | None = None, note: str = '') -> None:
-        row = section.row(f'http: {metric}', unit, target, note)
+        row = section.row(f'{protocol}: {metric}', unit, target, note)
         row.plait = [pick(seq, conc, gateway_of['plait']) for seq, conc in runs['plait']]
         row.floor = [pick(seq, conc, gateway_of['floor']) for seq, conc in runs['floor']]
 
     add(f'throughput, {CONNECTIONS} connections', 'req/s', lambda s, c, g: c['rps'],
-        note='wrk, 1 doc per request')
+        note=('wrk' if protocol == 'http' else 'ws_load.py') + ', 1 doc per request')
     add('1-doc latency p50, 1 connection', 'ms', lambda s, c, g: s['p50_ms'])
     add('CPU per request, all Flow processes, 1 connection', 'ms', lambda s, c, g: s['server_cpu_ms'],
-        note='gateway + executor (+ the idle launcher); floor: HTTP relay + echo server')
+        note='gateway + executor (+ the idle launcher); floor: relay + echo server')
     add(f'CPU per request, all Flow processes, {CONNECTIONS} connections', 'ms', lambda s, c, g: c['server_cpu_ms'])
     add(f'CPU per request, gateway, {CONNECTIONS} connections', 'ms', lambda s, c, g: c['cpu_by_pid'][g],
-        note='floor: the HTTP relay')
+        note='floor: the relay')
 
 
-def _jina_rows(section: Section, runs: dict[str, list[tuple[dict, dict]]]) -> list[list[str]]:
-    ratio = section.row(f'http: throughput, {CONNECTIONS} connections, plait / Jina 3.x', 'x',
-                        note='the same wrk load, repetition by repetition')
+def _jina_rows(section: Section, protocol: str, runs: dict[str, list[tuple[dict, dict]]]) -> list[list[str]]:
+    ratio = section.row(f'{protocol}: throughput, {CONNECTIONS} connections, plait / Jina 3.x', 'x',
+                        note='the same load, repetition by repetition')
     ratio.plait = [p[1]['rps'] / j[1]['rps'] for p, j in zip(runs['plait'], runs['jina'])]
     figures = [(f'throughput, {CONNECTIONS} connections', 'req/s', lambda s, c: c['rps'], 0),
                ('1-doc latency p50, 1 connection', 'ms', lambda s, c: s['p50_ms'], 2),
@@ -137,35 +169,45 @@ def _jina_rows(section: Section, runs: dict[str, list[tuple[dict, dict]]]) -> li
     table = []
     for metric, unit, pick, decimals in figures:
         values = {name: median([pick(*run) for run in runs[name]]) for name in ('plait', 'jina', 'floor')}
-        table.append([f'http: {metric}', f'{values["plait"]:,.{decimals}f} {unit}',
+        table.append([f'{protocol}: {metric}', f'{values["plait"]:,.{decimals}f} {unit}',
                       f'{values["jina"]:,.{decimals}f} {unit}', f'{values["plait"] / values["jina"]:.2f}x',
                       f'{values["floor"]:,.{decimals}f} {unit}'])
     return table
 
 
 def new_section() -> Section:
-    return Section('httphot', 'L. The HTTP hot path: wrk, a raw HTTP relay floor and Jina', notes=[
-        (f'Client: wrk (`-t1 -c{CONNECTIONS}`, and `-c1` for latency), its own process, posting '
-         f'`{BODY}` over keep-alive connections. The same load for the floor, plait and Jina.'),
+    return Section('httphot', 'L. The HTTP and WebSocket hot paths: a neutral load, a raw relay floor and Jina', notes=[
+        (f'HTTP load: wrk (`-t1 -c{CONNECTIONS}`, and `-c1` for latency), its own process, posting '
+         f'`{BODY}` over keep-alive connections. WebSocket load: `benchmarks/ws_load.py`, its own process, '
+         f'{CONNECTIONS} (or 1) `websockets` connections to `/` with subprotocol `bytes` (as Jina\'s client), '
+         'each sending a prebuilt serialized request (1 document) and waiting for its answer. The same load '
+         'for the floor, plait and Jina.'),
         ('Floor: `benchmarks/floor.py http-relay`, uvicorn (httptools, uvloop) with a bare ASGI app that '
-         'relays each body as it is over gRPC to a bare echo server and answers with what comes back: the '
-         'hops of an HTTP gateway with no framework, no JSON handling and no document decoding.'),
-        ('plait: a 1-executor Flow with `protocol="http"` (`benchmarks/flow_server.py`), route `/post`; its '
-         'gateway parses the JSON, builds the documents, calls the executor over gRPC and answers JSON. Jina: '
-         'the same Flow from the interop venv, route `/default` (Jina\'s docarray-v2 HTTP gateway has no `/post`).'),
+         'relays each HTTP body or WebSocket message as it is over gRPC to a bare echo server and answers '
+         'with what comes back: the hops of a gateway with no framework, no JSON and no document decoding.'),
+        ('plait: a 1-executor Flow of that protocol (`benchmarks/flow_server.py`), HTTP route `/post`; its '
+         'gateway parses the JSON (HTTP) or the request (WebSocket), calls the executor over gRPC and answers. '
+         'Jina: the same Flow from the interop venv; HTTP route `/default` (Jina\'s docarray-v2 HTTP gateway '
+         'has no `/post`).'),
+        ('Where the HTTP gateway\'s time goes (py-spy under 8 connections, 2026-12-03): about a quarter in '
+         'gRPC\'s completion-queue thread, a fifth in uvicorn and the middleware stack, the rest in parsing the '
+         'JSON, validating and encoding the documents and writing the JSON answer. An A/B with the data routes '
+         'registered as bare Starlette routes instead of FastAPI routes (2 quick runs each) changed nothing '
+         'measurable: gateway CPU per request 2.25x the relay\'s either way.'),
     ])
 
 
 def measure(section: Section, settings: Settings) -> None:
-    if not shutil.which('wrk'):
-        section.notes.append('**Not measured:** `wrk` is not installed (Debian package `wrk`).')
-        return
     jina_rows: list[list[str]] = []
-    guarded(section, 'http traffic', lambda: _traffic(section, settings, jina_rows))
+    for protocol in ('http', 'websocket'):
+        if protocol == 'http' and not shutil.which('wrk'):
+            section.notes.append('**HTTP not measured:** `wrk` is not installed (Debian package `wrk`; '
+                                 '`make bench` installs it when root).')
+            continue
+        guarded(section, f'{protocol} traffic', lambda p=protocol: _traffic(section, settings, p, jina_rows))
     if jina_rows:
-        section.tables.append(Table(f'plait beside Jina 3.x over HTTP, the same wrk load (medians of {settings.reps})',
-                                    ['figure', 'plait', 'Jina 3.x', 'plait / Jina', 'raw HTTP relay floor'],
-                                    jina_rows))
+        section.tables.append(Table(f'plait beside Jina 3.x, the same load (medians of {settings.reps})',
+                                    ['figure', 'plait', 'Jina 3.x', 'plait / Jina', 'raw relay floor'], jina_rows))
 
 
 if __name__ == '__main__':
