@@ -18,12 +18,18 @@ $(STAMP): pyproject.toml
 test: venv browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
-# headless Chromium renders Swagger UI in tests/test_swagger_ui.py: install it when missing and root
+# $(call ensure_tool,PACKAGE,COMMAND,WHAT IS SKIPPED): apt-get install PACKAGE when COMMAND is
+# missing and we are root; otherwise say what goes without it
+define ensure_tool
+	@command -v $(2) >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; } || \
+		echo "$(2) is missing: $(3)"
+endef
+
+# headless Chromium renders Swagger UI in tests/test_swagger_ui.py
 .PHONY: browser
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-		echo "chromium is missing: the Swagger UI browser test will be skipped"
+	$(call ensure_tool,chromium,chromium,the Swagger UI browser test will be skipped)
 
 demo: venv
 	$(BIN)/python examples/demo.py
@@ -31,12 +37,10 @@ demo: venv
 bench: venv wrk
 	$(BIN)/python benchmarks/run.py
 
-# wrk is the neutral HTTP load of the HTTP hot-path benchmark: install it when missing and root
+# wrk is the neutral HTTP load of the HTTP hot-path benchmark
 .PHONY: wrk
 wrk:
-	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
-		echo "wrk is missing: the HTTP hot-path benchmark (section L) will be skipped"
+	$(call ensure_tool,wrk,wrk,the HTTP hot-path benchmark (section L) will be skipped)
 
 proto: venv
 	$(BIN)/python plait/proto/generate.py

@@ -215,22 +215,28 @@ def _rows(section: Section, label: str, runs: dict[str, list[tuple[dict, dict]]]
     add(f'client CPU per request, {CLIENTS} concurrent', 'ms', lambda s, c: c['client_cpu_ms'])
 
 
-def _jina_rows(section: Section, label: str, runs: dict[str, list[tuple[dict, dict]]]) -> list[list[str]]:
-    ratio = section.row(f'{label}: throughput, {CLIENTS} concurrent callers, plait / Jina 3.x', 'x',
-                        Target('min', 2.0), note='the same neutral client, repetition by repetition')
-    ratio.plait = [p[1]['rps'] / j[1]['rps'] for p, j in zip(runs['plait'], runs['jina'])]
+def jina_table(label: str, runs: dict[str, list[tuple[dict, dict]]], figures: list[tuple[str, str, Any, int]]) \
+        -> list[list[str]]:
+    """Rows of the plait / Jina / floor table: per figure (metric, unit, pick(seq, conc), decimals)
+    the medians over the repetitions of `runs` ('plait', 'jina', 'floor')."""
     table = []
-    figures = [(f'throughput, {CLIENTS} concurrent callers', 'req/s', lambda s, c: c['rps'], 0),
-               ('1-doc latency p50, sequential', 'ms', lambda s, c: s['p50_ms'], 2),
-               ('CPU per request, all Flow processes, sequential', 'ms', lambda s, c: s['server_cpu_ms'], 2),
-               (f'CPU per request, all Flow processes, {CLIENTS} concurrent', 'ms',
-                lambda s, c: c['server_cpu_ms'], 2)]
     for metric, unit, pick, decimals in figures:
         values = {name: median([pick(*run) for run in runs[name]]) for name in ('plait', 'jina', 'floor')}
         table.append([f'{label}: {metric}', f'{values["plait"]:,.{decimals}f} {unit}',
                       f'{values["jina"]:,.{decimals}f} {unit}', f'{values["plait"] / values["jina"]:.2f}x',
                       f'{values["floor"]:,.{decimals}f} {unit}'])
     return table
+
+
+def _jina_rows(section: Section, label: str, runs: dict[str, list[tuple[dict, dict]]]) -> list[list[str]]:
+    ratio = section.row(f'{label}: throughput, {CLIENTS} concurrent callers, plait / Jina 3.x', 'x',
+                        Target('min', 2.0), note='the same neutral client, repetition by repetition')
+    ratio.plait = [p[1]['rps'] / j[1]['rps'] for p, j in zip(runs['plait'], runs['jina'])]
+    return jina_table(label, runs, [
+        (f'throughput, {CLIENTS} concurrent callers', 'req/s', lambda s, c: c['rps'], 0),
+        ('1-doc latency p50, sequential', 'ms', lambda s, c: s['p50_ms'], 2),
+        ('CPU per request, all Flow processes, sequential', 'ms', lambda s, c: s['server_cpu_ms'], 2),
+        (f'CPU per request, all Flow processes, {CLIENTS} concurrent', 'ms', lambda s, c: c['server_cpu_ms'], 2)])
 
 
 def _memory(section: Section, plait: FlowServer, relay: floor.FloorServer, large: Path) -> None:

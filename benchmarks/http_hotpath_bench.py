@@ -21,11 +21,10 @@ from typing import Any
 
 import floor
 from common import HERE, LOCAL, Settings, guarded, python_env, section_main
-from hotpath_bench import JINA_READY, FlowServer
+from hotpath_bench import JINA_READY, FlowServer, jina_table
 from load import make_docs
 from neutral import _cpu_seconds, write_payloads
 from results import Section, Table, Target
-from stats import median
 
 CONNECTIONS = 8
 BODY = json.dumps({'data': [{'text': 'hello'}], 'parameters': {}})
@@ -162,17 +161,10 @@ def _jina_rows(section: Section, protocol: str, runs: dict[str, list[tuple[dict,
     ratio = section.row(f'{protocol}: throughput, {CONNECTIONS} connections, plait / Jina 3.x', 'x',
                         note='the same load, repetition by repetition')
     ratio.plait = [p[1]['rps'] / j[1]['rps'] for p, j in zip(runs['plait'], runs['jina'])]
-    figures = [(f'throughput, {CONNECTIONS} connections', 'req/s', lambda s, c: c['rps'], 0),
-               ('1-doc latency p50, 1 connection', 'ms', lambda s, c: s['p50_ms'], 2),
-               (f'CPU per request, all Flow processes, {CONNECTIONS} connections', 'ms',
-                lambda s, c: c['server_cpu_ms'], 2)]
-    table = []
-    for metric, unit, pick, decimals in figures:
-        values = {name: median([pick(*run) for run in runs[name]]) for name in ('plait', 'jina', 'floor')}
-        table.append([f'{protocol}: {metric}', f'{values["plait"]:,.{decimals}f} {unit}',
-                      f'{values["jina"]:,.{decimals}f} {unit}', f'{values["plait"] / values["jina"]:.2f}x',
-                      f'{values["floor"]:,.{decimals}f} {unit}'])
-    return table
+    return jina_table(protocol, runs, [
+        (f'throughput, {CONNECTIONS} connections', 'req/s', lambda s, c: c['rps'], 0),
+        ('1-doc latency p50, 1 connection', 'ms', lambda s, c: s['p50_ms'], 2),
+        (f'CPU per request, all Flow processes, {CONNECTIONS} connections', 'ms', lambda s, c: c['server_cpu_ms'], 2)])
 
 
 def new_section() -> Section:
