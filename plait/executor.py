@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import functools
 import inspect
 import logging
@@ -88,6 +89,7 @@ class EndpointSpec:
     input_type: type
     output_type: type
     accepted_kwargs: Optional[frozenset[str]] = None  # None = takes **kwargs
+    is_singleton_doc: bool = False  # takes one document `doc` (called per document), not `docs`
 
     def call_kwargs(self, **available: Any) -> dict[str, Any]:
         if self.accepted_kwargs is None:
@@ -122,6 +124,22 @@ def _check_signature(cls: type, name: str, fn: Callable) -> None:
     if 'doc' in parameters and 'docs' in parameters:
         raise TypeError(f'{cls.__name__}.{name}: an endpoint takes `docs` (a batch) or `doc` (one document), '
                         'not both')
+    if (inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)) and 'doc' not in parameters:
+        raise TypeError(f'{cls.__name__}.{name}: a streaming endpoint (a generator) takes one document `doc` '
+                        '(e.g. `def gen(self, doc: MyDoc, **kwargs)`), not a batch `docs`')
+
+
+# what typing.get_origin() gives for Iterator[T], AsyncGenerator[T, None] and their kin
+_ITERATOR_ORIGINS = {collections.abc.Iterator, collections.abc.AsyncIterator, collections.abc.Generator,
+                     collections.abc.AsyncGenerator, collections.abc.Iterable, collections.abc.AsyncIterable}
+
+
+def _yielded(annotation: Any) -> Any:
+    """What a generator's return annotation says it yields: Iterator[T] / AsyncGenerator[T, None] -> T;
+    a bare document type (as Jina writes `-> MyDoc`) stays itself."""
+    if typing.get_origin(annotation) in _ITERATOR_ORIGINS and typing.get_args(annotation):
+        return typing.get_args(annotation)[0]
+    return annotation
 
 
 def _doc_list_item_type(annotation: Any) -> Optional[type]:
@@ -163,9 +181,12 @@ def _endpoint_spec(cls: type, name: str, fn: Callable, request_schema, response_
     params = list(sig.parameters.values())[1:]  # drop self
     takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
     accepted = None if takes_var_kw else frozenset(p.name for p in params)
-    input_type = (_doc_list_item_type(request_schema) or _doc_list_item_type(hints.get('docs'))
+    singleton = any(p.name == 'doc' for p in params)
+    is_generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+    returns = _yielded(hints.get('return')) if is_generator else hints.get('return')
+    input_type = (_doc_list_item_type(request_schema) or _doc_list_item_type(hints.get('doc' if singleton else 'docs'))
                   or DocumentArray)
-    output_type = (_doc_list_item_type(response_schema) or _doc_list_item_type(hints.get('return'))
+    output_type = (_doc_list_item_type(response_schema) or _doc_list_item_type(returns)
                    or input_type)
     if not _is_concrete_doc_list(input_type):
         input_type = DocumentArray
@@ -174,10 +195,11 @@ def _endpoint_spec(cls: type, name: str, fn: Callable, request_schema, response_
     return EndpointSpec(
         method_name=name,
         is_async=inspect.iscoroutinefunction(fn),
-        is_generator=inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn),
+        is_generator=is_generator,
         input_type=input_type,
         output_type=output_type,
         accepted_kwargs=accepted,
+        is_singleton_doc=singleton,
     )
 
 

@@ -36,12 +36,15 @@ def _read(path: str, what: str) -> bytes:
         raise RuntimeFailedToStart(f'cannot read TLS {what} {path!r}: {e.strerror}') from None
 
 
-def bytes_service(service: str, unary: Optional[dict[str, Any]] = None,
-                  streams: Optional[dict[str, Any]] = None) -> tuple[Callable[[Any, grpc.aio.Server], None], Any, str]:
+def bytes_service(service: str, unary: Optional[dict[str, Any]] = None, streams: Optional[dict[str, Any]] = None,
+                  unary_streams: Optional[dict[str, Any]] = None) \
+        -> tuple[Callable[[Any, grpc.aio.Server], None], Any, str]:
     """A service whose handlers take and return raw bytes (they parse themselves, so bad
-    input gets INVALID_ARGUMENT and undecoded payloads can pass through)."""
+    input gets INVALID_ARGUMENT and undecoded payloads can pass through): `unary` methods,
+    stream-stream `streams`, and `unary_streams` (one message in, an async generator out)."""
     handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in (unary or {}).items()}
     handlers.update({name: grpc.stream_stream_rpc_method_handler(fn) for name, fn in (streams or {}).items()})
+    handlers.update({name: grpc.unary_stream_rpc_method_handler(fn) for name, fn in (unary_streams or {}).items()})
     generic = grpc.method_handlers_generic_handler(service, handlers)
     return (lambda _, server: server.add_generic_rpc_handlers((generic,))), None, service
 

@@ -37,7 +37,7 @@ DataRequestProto = jina_data_pb2.DataRequestProto
 StatusProto = jina_common_pb2.StatusProto
 
 DATA_SERVICES = ('jina.JinaSingleDataRequestRPC', 'jina.JinaDataRequestRPC', 'jina.JinaRPC',
-                 'jina.JinaDiscoverEndpointsRPC')
+                 'jina.JinaDiscoverEndpointsRPC', 'jina.JinaSingleDocumentRequestRPC')
 
 
 class ExecutorRunner:
@@ -54,7 +54,7 @@ class ExecutorRunner:
         # where a returned dict goes in parameters['__results__']: the replica's name, as Jina keys it
         self.results_key = results_key or name
         self._dry_run = DRY_RUN_ENDPOINT
-        self._pool = ThreadPoolExecutor(max_workers=4 if allow_concurrent else 1,
+        self.pool = ThreadPoolExecutor(max_workers=4 if allow_concurrent else 1,
                                         thread_name_prefix=f'{name}-user')
         self.batcher: Any = None  # plait.serve.batching.Batcher, when some endpoint batches
         if getattr(executor, 'dynamic_batching', None):
@@ -65,7 +65,7 @@ class ExecutorRunner:
                 self.batcher.observers.append(observer.batch)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def process(self, requests: list[DataRequestProto], context: Any) -> DataRequestProto:
         """Serve one request (or several, from a join, merged into one call)."""
@@ -104,6 +104,11 @@ class ExecutorRunner:
     async def _call(self, endpoint: str, key: str, requests: list[DataRequestProto],
                     response: DataRequestProto) -> None:
         spec = self.executor.endpoint_specs[key]
+        if spec.is_generator:
+            from plait.errors import BadRequest
+            raise BadRequest(f'endpoint {endpoint!r} of executor {self.name} streams documents '
+                             f'({type(self.executor).__name__}.{spec.method_name} is a generator): '
+                             'call it with stream_doc')
         docs_matrix = [self._decode(r.data, spec.input_type) for r in requests]
         docs = docs_matrix[0] if len(docs_matrix) == 1 else self._joined(requests, spec.input_type)
         parameters = for_executor(struct_to_dict(requests[0].parameters), self.name)  # 'name__key' stripped
@@ -145,13 +150,34 @@ class ExecutorRunner:
         method = getattr(self.executor, spec.method_name)
 
         async def call(tracing_context: Any) -> Any:
+            if spec.is_singleton_doc:
+                return await self._per_document(spec, method, docs, parameters, tracing_context)
             kwargs = spec.call_kwargs(docs=docs, parameters=parameters, docs_matrix=docs_matrix,
                                       docs_map=None, tracing_context=tracing_context)
             if spec.is_async:
                 return await method(**kwargs)
-            return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: method(**kwargs))
+            return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: method(**kwargs))
 
         return await (call(None) if self.observer is None else self.observer.call_method(key, call))
+
+    async def _per_document(self, spec: Any, method: Any, docs: Any, parameters: dict[str, Any],
+                            tracing_context: Any) -> Any:
+        """A method taking one document `doc`, called for each document of the request, as Jina
+        does; what it returns replaces that document (None: changed in place)."""
+        out = spec.output_type()
+        if spec.is_async:
+            for doc in docs:
+                made = await method(**spec.call_kwargs(doc=doc, parameters=parameters, tracing_context=tracing_context))
+                out.append(doc if made is None else made)
+            return out
+
+        def each() -> Any:
+            for doc in docs:
+                made = method(**spec.call_kwargs(doc=doc, parameters=parameters, tracing_context=tracing_context))
+                out.append(doc if made is None else made)
+            return out
+
+        return await asyncio.get_running_loop().run_in_executor(self.pool, each)
 
 
 
@@ -212,6 +238,25 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
         except Exception as e:  # refused: the executor is not (or no longer) serving
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
 
+    async def stream_doc(self, body: bytes, context: Any) -> AsyncIterator[bytes]:
+        """One document in, a message per document the generator yields out (plait.serve.streaming)."""
+        from plait.serve.streaming import SingleDocumentRequestProto, stream_endpoint
+
+        try:
+            request = _parse(body, SingleDocumentRequestProto)
+        except ValueError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        unknown = self._rt.unknown_endpoint(request)
+        if unknown:
+            await context.abort(grpc.StatusCode.NOT_FOUND, unknown)
+        runner = await self._rt.admit(context)
+        try:
+            endpoint = request.header.exec_endpoint if request.header.HasField('exec_endpoint') else '/'
+            async for reply in stream_endpoint(runner, runner.executor.resolve_endpoint(endpoint), request):
+                yield reply.SerializeToString()
+        finally:
+            self._rt.release()
+
     async def endpoint_discovery(self, request: Any, context: Any) -> jina_common_pb2.EndpointsProto:
         return self._rt.endpoints_proto()
 
@@ -236,6 +281,17 @@ class WorkerRuntime:
         """Serve a request. While draining, new calls are refused (UNAVAILABLE: the caller
         retries elsewhere) but requests on an already open stream are still served: they
         were sent before the caller saw NOT_SERVING, and the grace period bounds them."""
+        runner = await self.admit(context, open_stream)
+        try:
+            if self.observer is None:
+                return await runner.process(requests, context)
+            return await self.observer.serve(requests, context, runner.process)
+        finally:
+            self.release()
+
+    async def admit(self, context: Any, open_stream: bool = False) -> ExecutorRunner:
+        """Count a call in flight (drain waits for it), or refuse it: UNAVAILABLE on `context`,
+        RuntimeError without one. Every admitted call ends with release()."""
         accepting = self.lifecycle.accepts_requests or (open_stream and self.lifecycle.state is State.DRAINING)
         if not accepting or self.runner is None:
             state = self.lifecycle.state.value
@@ -245,14 +301,12 @@ class WorkerRuntime:
             raise RuntimeError(f'executor {self.config.name} at {self.address} is {state}')
         self._in_flight += 1
         self._idle.clear()
-        try:
-            if self.observer is None:
-                return await self.runner.process(requests, context)
-            return await self.observer.serve(requests, context, self.runner.process)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
+        return self.runner
+
+    def release(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
 
     def unknown_endpoint(self, request: DataRequestProto) -> Optional[str]:
         """Why `request` names an endpoint this executor does not serve, or None."""
@@ -272,16 +326,17 @@ class WorkerRuntime:
 
         assert self.runner is not None
 
-        def schema(input_type: Any, output_type: Any, is_generator: bool = False) -> dict[str, Any]:
+        def schema(input_type: Any, output_type: Any, is_generator: bool = False,
+                   is_singleton_doc: bool = False) -> dict[str, Any]:
             return {'input': {'name': input_type.doc_type.__name__, 'model': _json_schema(input_type)},
                     'output': {'name': output_type.doc_type.__name__, 'model': _json_schema(output_type)},
-                    'is_generator': is_generator, 'is_singleton_doc': False,
+                    'is_generator': is_generator, 'is_singleton_doc': is_singleton_doc,
                     'parameters': {'name': None, 'model': None}}
 
         schemas: dict[str, Any] = {}
         for endpoint, spec in self.runner.executor.endpoint_specs.items():
             wire = WIRE_DEFAULT_ENDPOINT if endpoint == DEFAULT_ENDPOINT else endpoint
-            schemas[wire] = schema(spec.input_type, spec.output_type, spec.is_generator)
+            schemas[wire] = schema(spec.input_type, spec.output_type, spec.is_generator, spec.is_singleton_doc)
         schemas.setdefault(DRY_RUN_ENDPOINT, schema(DocumentArray, DocumentArray))
         proto = jina_common_pb2.EndpointsProto(endpoints=sorted(schemas))
         proto.schemas.update(schemas)
@@ -342,6 +397,7 @@ class WorkerRuntime:
             bytes_service(DATA_SERVICES[1], unary={'process_data': servicer.process_data}),
             bytes_service(DATA_SERVICES[2], streams={'Call': servicer.Call}),
             (jina_common_pb2_grpc.add_JinaDiscoverEndpointsRPCServicer_to_server, servicer, DATA_SERVICES[3]),
+            bytes_service(DATA_SERVICES[4], unary_streams={'stream_doc': servicer.stream_doc}),
         ]
         server, health = await start_grpc_server(self.config.host, self.config.port, services,
                                                  interceptors=self._interceptors())
