@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import partialmethod
-from typing import Any, AsyncIterator, Callable, Coroutine, Iterable, Optional, Sequence
+from typing import Any, AsyncIterator, Callable, Coroutine, Iterable, Iterator, Optional, Sequence
 
 from plait import jina_options
 from plait.clients.base import Callbacks, Requests, build_requests, parse_address
@@ -157,6 +157,24 @@ class AsyncClient:
                 await asyncio.sleep(sending.backoff.wait(attempt))
                 batch, attempt = unanswered.again(), attempt + 1
 
+    async def stream_doc(self, on: str, inputs: Any, parameters: Optional[dict] = None,
+                         return_type: Optional[type] = None, timeout: Optional[float] = None,
+                         metadata: Optional[Metadata] = None, headers: Optional[dict[str, str]] = None,
+                         **kwargs: Any) -> AsyncIterator[Any]:
+        """Send one document to a streaming endpoint (a generator); yields each document it
+        makes as soon as it arrives, as `return_type` (default plait.Document). `timeout` bounds
+        the whole stream; leaving the loop early ends the call, which stops the generator."""
+        from plait.clients.streaming import documents, stream_request
+
+        if kwargs:
+            refuse_unknown('stream_doc', kwargs, parameters_of(AsyncClient.stream_doc), jina_options.POST)
+        request = stream_request(on, inputs, parameters)
+        extra = self._call_options(metadata, headers)
+        async with contextlib.aclosing(documents(self._transport.stream_doc(request, timeout, extra),
+                                                 return_type)) as docs:
+            async for doc in docs:
+                yield doc
+
     # the CRUD shortcuts: post to /index, /search, /update, /delete
     index = partialmethod(post, '/index')
     search = partialmethod(post, '/search')
@@ -266,11 +284,14 @@ class Client:
         self._runner: Optional[_LoopThread] = None
         self._lock = threading.Lock()
 
-    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+    def _loop_thread(self) -> _LoopThread:
         with self._lock:
             if self._runner is None:
                 self._runner = _LoopThread()
-        return self._runner.run(coro)
+            return self._runner
+
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return self._loop_thread().run(coro)
 
     def post(self, on: str = '/', inputs: Any = None, request_size: int = 100,
              parameters: Optional[dict] = None, target_executor: Optional[str] = None,
@@ -330,6 +351,16 @@ class Client:
         for more in items[1:]:
             docs.extend(more)
         return docs
+
+    def stream_doc(self, on: str, inputs: Any, parameters: Optional[dict] = None,
+                   return_type: Optional[type] = None, timeout: Optional[float] = None,
+                   metadata: Optional[Metadata] = None, headers: Optional[dict[str, str]] = None,
+                   **kwargs: Any) -> Iterator[Any]:
+        """AsyncClient.stream_doc as a plain iterator: `for doc in client.stream_doc(...)`."""
+        from plait.clients.streaming import blocking
+
+        items = self._async.stream_doc(on, inputs, parameters, return_type, timeout, metadata, headers, **kwargs)
+        return blocking(items, self._loop_thread().loop)
 
     # the CRUD shortcuts: post to /index, /search, /update, /delete
     index = partialmethod(post, '/index')

@@ -1,5 +1,6 @@
 """The gRPC transport: unary `process_single_data` for one request, the `JinaRPC/Call`
-stream (bounded by prefetch) for many; health, readiness and dry_run probes."""
+stream (bounded by prefetch) for many, `stream_doc` for streaming endpoints; health,
+readiness and dry_run probes."""
 
 from __future__ import annotations
 
@@ -158,6 +159,19 @@ class GrpcTransport:
             call.cancel()
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+
+    async def stream_doc(self, request: jina_data_pb2.SingleDocumentRequestProto, timeout: Optional[float],
+                         extra: tuple = ()) -> AsyncIterator[jina_data_pb2.SingleDocumentRequestProto]:
+        """The answers of one `stream_doc` call as they arrive; closing this ends the call."""
+        stub = jina_data_pb2_grpc.JinaSingleDocumentRequestRPCStub(self._ensure_channel())
+        call = stub.stream_doc(request, timeout=timeout, metadata=self._with(extra))
+        try:
+            async for reply in call:
+                yield reply
+        except grpc.aio.AioRpcError as e:
+            raise translate_rpc_error(e, self.where) from None
+        finally:
+            call.cancel()
 
     async def health(self, service: str, timeout: float) -> int:
         """The ServingStatus of `service`; raises AioRpcError (e.g. NOT_FOUND, UNAVAILABLE)."""
