@@ -4,7 +4,7 @@ information, over one Graph."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Optional
+from typing import Any, AsyncIterator, Callable, Optional
 
 from google.protobuf.message import DecodeError
 
@@ -96,6 +96,13 @@ class GatewayCore:
         except DecodeError as e:
             return Outcome.refused(MalformedRequest(f'malformed DataRequestProto: {e}'))
         return await self.process(request, carrier)
+
+    def stream_doc(self, request: Any, timeout: Optional[float] = None) -> AsyncIterator[Any]:
+        """The answer messages (SingleDocumentRequestProto) of a `stream_doc` request through the
+        Flow, as they come (plait.serve.gateway.streaming); close the iterator to cancel."""
+        from plait.serve.gateway.streaming import FlowStream
+
+        return FlowStream(self.graph, request, timeout).replies()
 
     async def dry_run(self) -> StatusProto:
         """Send one empty document with endpoint _jina_dry_run_ through the whole graph."""

@@ -158,6 +158,18 @@ class Graph:
         response.routes[0].end_time.CopyFrom(now_timestamp())
         return response
 
+    async def run_chain(self, targets: list[DeploymentTarget], endpoint: str, request: RawDataRequest) \
+            -> RawDataRequest:
+        """`request` through `targets` in turn, each as process() would call it (a part of a chain:
+        streaming runs the deployments before and after its generator this way)."""
+        for target in targets:
+            request = await self._node(target, endpoint, None, request)
+        return request
+
+    @staticmethod
+    def endpoint_metadata(endpoint: str) -> tuple[tuple[str, str], ...]:
+        return _endpoint_metadata(endpoint)
+
     @staticmethod
     def _target_regex(pattern: str) -> Optional[re.Pattern]:
         try:

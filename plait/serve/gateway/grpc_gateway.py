@@ -4,6 +4,7 @@ service. Requests are handled as bytes: documents pass through undecoded."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, AsyncIterator
 
 import grpc
@@ -72,6 +73,20 @@ class GrpcGateway:
         except _Abort as e:  # malformed or refused input: end the stream with a clear status
             await context.abort(e.code, str(e))
 
+    async def stream_doc(self, body: bytes, context: Any) -> AsyncIterator[bytes]:
+        """A streaming endpoint through the Flow: one document in, each document out as it comes."""
+        from google.protobuf.message import DecodeError
+
+        from plait.serve.streaming import SingleDocumentRequestProto
+
+        try:
+            request = SingleDocumentRequestProto.FromString(body)
+        except DecodeError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f'malformed SingleDocumentRequestProto: {e}')
+        async with contextlib.aclosing(self.core.stream_doc(request, context.time_remaining())) as replies:
+            async for reply in replies:
+                yield reply.SerializeToString()
+
     async def endpoint_discovery(self, request: empty_pb2.Empty, context: Any) -> jina_common_pb2.EndpointsProto:
         await self.core.discover()
         proto = jina_common_pb2.EndpointsProto(endpoints=self.core.endpoints())
@@ -88,6 +103,7 @@ class GrpcGateway:
         return [
             bytes_service('jina.JinaSingleDataRequestRPC', unary={'process_single_data': self.process_single_data}),
             bytes_service('jina.JinaRPC', streams={'Call': self.call}),
+            bytes_service('jina.JinaSingleDocumentRequestRPC', unary_streams={'stream_doc': self.stream_doc}),
             (jina_common_pb2_grpc.add_JinaDiscoverEndpointsRPCServicer_to_server, self,
              'jina.JinaDiscoverEndpointsRPC'),
             (jina_common_pb2_grpc.add_JinaGatewayDryRunRPCServicer_to_server, self, 'jina.JinaGatewayDryRunRPC'),
