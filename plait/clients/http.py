@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -101,6 +102,20 @@ def _error_proto(request: DataRequestProto, description: str, name: str) -> Data
     return failed
 
 
+async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, Any]]:
+    """(event, data parsed as JSON or None) of a Server-Sent Events stream."""
+    event, data = 'message', []
+    async for line in lines:
+        if not line:
+            if data or event != 'message':
+                yield event, json.loads('\n'.join(data)) if data else None
+            event, data = 'message', []
+        elif line.startswith('event:'):
+            event = line[6:].strip()
+        elif line.startswith('data:'):
+            data.append(line[5:].lstrip(' '))
+
+
 class HttpTransport:
     def __init__(self, host: str, port: int, tls: bool = False, verify: Verify = True, token: str | None = None):
         self.base = f'{"https" if tls else "http"}://{host}:{port}'
@@ -183,6 +198,33 @@ class HttpTransport:
         async with contextlib.aclosing(bounded_map(requests, post, prefetch, results_in_order)) as responses:
             async for response in responses:
                 yield response
+
+    async def stream_doc(self, request: jina_data_pb2.SingleDocumentRequestProto, timeout: float | None,
+                         extra: tuple = ()) -> AsyncIterator[jina_data_pb2.SingleDocumentRequestProto]:
+        """The answers of a streaming endpoint, read from its Server-Sent Events (`GET /<endpoint>`
+        with the document and parameters as the JSON body); closing this closes the connection."""
+        from plait.clients.streaming import deadline_of, replies_of_events, stream_body, until
+
+        path = '/' + (request.header.exec_endpoint.strip('/') or WIRE_DEFAULT_ENDPOINT.strip('/'))
+        deadline = deadline_of(timeout)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout_at(deadline):
+                    answer = await stack.enter_async_context(self._http().stream(
+                        'GET', path, json=stream_body(request), timeout=timeout,
+                        headers={'Accept': 'text/event-stream', **dict(extra)}))
+                    if answer.status_code == 401:
+                        raise Unauthenticated(self.base)
+                    if answer.status_code != 200:
+                        text = (await answer.aread()).decode(errors='replace')[:500]
+                        raise BadRequest(f'{self.base}{path} answered HTTP {answer.status_code}: {text}')
+                replies = replies_of_events(_sse_events(answer.aiter_lines()), request, self.base)
+                async for reply in until(deadline, replies, f'{self.base}{path}'):
+                    yield reply
+        except TimeoutError:
+            raise RequestTimeout(f'{self.base}{path} did not answer within {timeout} s') from None
+        except httpx.HTTPError as e:
+            raise self._translate(e) from None
 
     async def get(self, path: str, timeout: float) -> tuple[int, Any]:
         """(HTTP status, JSON body or None) within `timeout` in all; raises httpx errors or

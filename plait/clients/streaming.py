@@ -48,6 +48,61 @@ async def documents(replies: AsyncIterator[SingleDocumentRequestProto], return_t
             yield return_type.from_protobuf(reply.document)
 
 
+def stream_body(request: SingleDocumentRequestProto) -> dict[str, Any]:
+    """The JSON body of a stream over HTTP or WebSocket: `{"data": <document>, "parameters": {...}}`."""
+    from plait.wire.json_codec import doc_json, struct_json
+
+    return {'data': doc_json(request.document), 'parameters': struct_json(request.parameters)}
+
+
+async def replies_of_events(events: AsyncIterator[tuple[str, Any]], request: SingleDocumentRequestProto,
+                            where: str) -> AsyncIterator[SingleDocumentRequestProto]:
+    """Answer messages from the events of an HTTP or WebSocket stream: `update` (a document as
+    JSON), `error` (a status as JSON) and `end`. A stream that stops before `end` is an error."""
+    from plait.errors import InternalNetworkError
+    from plait.wire.json_codec import json_doc_proto, status_from_json
+
+    async for event, data in events:
+        reply = SingleDocumentRequestProto()
+        reply.header.request_id = request.header.request_id
+        if event == 'update' and isinstance(data, dict):
+            json_doc_proto(data, reply.document)
+        elif event == 'error':
+            reply.header.status.CopyFrom(status_from_json(data))
+            reply.header.status.code = ERROR
+        elif event == 'end':
+            return
+        else:
+            continue  # comments, pings and events of later versions
+        yield reply
+        if event == 'error':
+            return
+    raise InternalNetworkError(f'{where} ended the stream before its end event', addresses=[where])
+
+
+def deadline_of(timeout: Optional[float]) -> Optional[float]:
+    """The loop time by which a stream with `timeout` seconds must be done (None: no bound)."""
+    return None if timeout is None else asyncio.get_running_loop().time() + timeout
+
+
+async def until(deadline: Optional[float], items: AsyncIterator[Any], what: str) -> AsyncIterator[Any]:
+    """`items`, every wait for the next one bounded by `deadline` (a loop time, None: none):
+    RequestTimeout once it passes. The bound is taken per wait, never across a `yield`, so it
+    holds whichever task drives the iteration (the blocking Client uses one per item)."""
+    from plait.errors import RequestTimeout
+
+    async with contextlib.aclosing(items):
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    item = await anext(items)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise RequestTimeout(f'{what} did not finish streaming in time') from None
+            yield item
+
+
 def blocking(items: AsyncIterator[Any], loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
     """`items` (an async iterator living on `loop`, which runs in another thread) as a plain
     iterator: each item is fetched when asked for; leaving the loop early (break, an

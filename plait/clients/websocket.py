@@ -40,6 +40,46 @@ class WebSocketTransport:
     def _lost(self, detail: str) -> InternalNetworkError:
         return InternalNetworkError(f'lost the websocket connection to {self.url}: {detail}', addresses=[self.url])
 
+    async def stream_doc(self, request: jina_data_pb2.SingleDocumentRequestProto, timeout: float | None,
+                         extra: tuple = ()) -> AsyncIterator[jina_data_pb2.SingleDocumentRequestProto]:
+        """The answers of a streaming endpoint over `/stream` (one connection per stream: the
+        request as JSON, then `update` / `end` / `error` messages); closing this closes it."""
+        import json
+
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+        from plait.clients.streaming import deadline_of, replies_of_events, stream_body, until
+
+        url = self.url + 'stream'
+        ssl = ssl_context(self._verify) if self._tls else None
+        deadline = deadline_of(timeout)
+
+        async def events(connection: Any) -> AsyncIterator[tuple[str, Any]]:
+            async for message in connection:
+                body = json.loads(message)
+                yield body.get('event', ''), body.get('data')
+
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout_at(deadline):
+                    connection = await stack.enter_async_context(connect(
+                        url, ssl=ssl, max_size=None, proxy=None, open_timeout=CONNECT_TIMEOUT,
+                        additional_headers={**(self._headers or {}), **dict(extra)} or None,
+                        close_timeout=CLOSE_TIMEOUT))
+                    await connection.send(json.dumps({'exec_endpoint': request.header.exec_endpoint or '/',
+                                                      **stream_body(request)}))
+                async for reply in until(deadline, replies_of_events(events(connection), request, url), url):
+                    yield reply
+        except TimeoutError:
+            raise RequestTimeout(f'{url} did not answer within {timeout} s') from None
+        except InvalidStatus as e:
+            if e.response.status_code == 401:
+                raise Unauthenticated(url) from None
+            raise InternalNetworkError(f'cannot open a websocket to {url}: {e}', addresses=[url]) from None
+        except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed) as e:
+            raise self._lost(str(e) or type(e).__name__) from None
+
     async def send(self, requests: Iterable[DataRequestProto], prefetch: int, timeout: float | None,
                    results_in_order: bool, extra: tuple = ()) -> AsyncIterator[DataRequestProto]:
         """Answers to `requests` (taken lazily, at most `prefetch` unanswered) over one

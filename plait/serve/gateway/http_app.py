@@ -144,6 +144,9 @@ def build_app(core: GatewayCore, config: GatewayConfig, websocket: bool = False,
             from plait.serve.gateway.graphql import add_graphql_route
 
             add_graphql_route(app, json_gateway)
+    from plait.serve.gateway.http_stream import add_stream_routes
+
+    add_stream_routes(app, core, json_gateway.encoder, websocket)  # last: it takes only what no route serves
     _add_route_errors(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     if token_check is not None:  # inside CORS: preflights pass, refusals carry CORS headers

@@ -51,6 +51,14 @@ def _is_generator(conn: DeploymentConnections, endpoint: str) -> bool:
     return bool(schema and schema.get('is_generator'))
 
 
+def streams_endpoint(graph: Any, endpoint: str) -> Optional[bool]:
+    """Whether some deployment serves `endpoint` (named as discovery names it) with a generator;
+    None while some deployment's endpoints are not known yet."""
+    if any(conn.endpoints is None for conn in graph.deployments.values()):
+        return None
+    return any(bool(conn.schemas.get(endpoint, {}).get('is_generator')) for conn in graph.deployments.values())
+
+
 def _as_request(single: SingleDocumentRequestProto) -> RawDataRequest:
     request = RawDataRequest()
     request.header.CopyFrom(single.header)
