@@ -40,6 +40,13 @@ wait_for flow grpc://127.0.0.1:34030 && { echo 'plait gateway -> Jina executor:'
 start env PLAIT_AUTH_TOKEN=interop-token-5a7c "$PLAIT/python" servers.py plait-flow 34041 34042
 wait_for flow grpc://127.0.0.1:34041 && { echo 'Jina client -> plait Flow needing a token:'
   PLAIT_AUTH_TOKEN=interop-token-5a7c "$J/python" auth_client.py 34041 34042 || status=1; }
+echo 'Streaming endpoints (stream_doc over gRPC, Server-Sent Events over HTTP):'
+start "$PLAIT/python" streaming.py serve plait-deployment 34051
+start "$PLAIT/python" streaming.py serve plait-flow 34052 34053
+start "$J/python" streaming.py serve jina-flow 34054 34055 >/dev/null 2>&1
+wait_for executor grpc://127.0.0.1:34051 && { "$J/python" streaming.py check jina plait-deployment 34051 || status=1; }
+wait_for flow grpc://127.0.0.1:34052 && { "$J/python" streaming.py check jina plait-flow 34052 34053 || status=1; }
+wait_for flow grpc://127.0.0.1:34054 && { "$PLAIT/python" streaming.py check plait jina-flow 34054 34055 || status=1; }
 echo 'Jina option names plait knows (plait/jina_options.py):'
 "$J/python" jina_options.py --check || status=1
 exit $status

@@ -14,6 +14,7 @@ installed when there is one. Imports only the standard library at module level."
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -32,6 +33,7 @@ HEADER = 'authorization'
 SCHEME = 'bearer'
 # what a caller is told: never which part of what it sent was wrong
 REQUIRED = 'a valid token is required: send "authorization: Bearer <token>"'
+FIRST_MESSAGE_WAIT = 1.0  # seconds a refused streaming call may take to send its first message
 
 # RFC 6750 b64token: what a Bearer token may contain (safe in HTTP headers and gRPC metadata)
 _TOKEN_SYNTAX = re.compile(r'[A-Za-z0-9\-._~+/]+=*')
@@ -213,11 +215,31 @@ def grpc_interceptor(check: TokenCheck, open_methods: frozenset[str] = OPEN_GRPC
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, REQUIRED)
         yield  # pragma: no cover (abort raises)
 
+    async def first_message(requests: Any) -> None:
+        """Take the caller's first message (briefly) before refusing a call that streams in: a
+        refusal that overtakes it fails the caller's send with INTERNAL, not UNAUTHENTICATED."""
+        async def take() -> None:
+            async for _ in requests:
+                return
+        try:
+            await asyncio.wait_for(take(), FIRST_MESSAGE_WAIT)
+        except Exception:  # noqa: BLE001  (a timeout, a broken stream: refused either way)
+            pass
+
+    async def deny_in(requests: Any, context: Any) -> None:
+        await first_message(requests)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, REQUIRED)
+
+    async def deny_in_stream(requests: Any, context: Any) -> Any:
+        await first_message(requests)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, REQUIRED)
+        yield  # pragma: no cover (abort raises)
+
     denials = {
         (False, False): grpc.unary_unary_rpc_method_handler(deny),
         (False, True): grpc.unary_stream_rpc_method_handler(deny_stream),
-        (True, False): grpc.stream_unary_rpc_method_handler(deny),
-        (True, True): grpc.stream_stream_rpc_method_handler(deny_stream),
+        (True, False): grpc.stream_unary_rpc_method_handler(deny_in),
+        (True, True): grpc.stream_stream_rpc_method_handler(deny_in_stream),
     }
 
     class TokenInterceptor(grpc.aio.ServerInterceptor):

@@ -48,10 +48,14 @@ async def documents(replies: AsyncIterator[SingleDocumentRequestProto], return_t
             yield return_type.from_protobuf(reply.document)
 
 
-def stream_body(request: SingleDocumentRequestProto) -> dict[str, Any]:
-    """The JSON body of a stream over HTTP or WebSocket: `{"data": <document>, "parameters": {...}}`."""
+def stream_body(request: SingleDocumentRequestProto, envelope: bool = False) -> dict[str, Any]:
+    """The JSON body of a stream over HTTP: the document itself, as Jina's client sends it (and
+    Jina's gateway reads it), or with parameters (or `envelope`) `{"data": <document>,
+    "parameters": {...}}`, which plait's gateway reads too."""
     from plait.wire.json_codec import doc_json, struct_json
 
+    if not request.parameters.fields and not envelope:
+        return doc_json(request.document)
     return {'data': doc_json(request.document), 'parameters': struct_json(request.parameters)}
 
 

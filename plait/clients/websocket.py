@@ -68,7 +68,7 @@ class WebSocketTransport:
                         additional_headers={**(self._headers or {}), **dict(extra)} or None,
                         close_timeout=CLOSE_TIMEOUT))
                     await connection.send(json.dumps({'exec_endpoint': request.header.exec_endpoint or '/',
-                                                      **stream_body(request)}))
+                                                      **stream_body(request, envelope=True)}))
                 async for reply in until(deadline, replies_of_events(events(connection), request, url), url):
                     yield reply
         except TimeoutError:
