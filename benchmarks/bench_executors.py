@@ -4,6 +4,8 @@ request's documents into a DocumentArray and encodes them back: the full docarra
 
 import time
 
+from docarray.documents import TextDoc
+
 from plait import Executor, dynamic_batching, requests
 
 
@@ -11,6 +13,23 @@ class NoOp(Executor):
     @requests
     def foo(self, docs, **kwargs):
         pass
+
+
+class Tokens(Executor):
+    """A streaming endpoint: `n` small documents (parameters; default 1,000), as fast as it can."""
+
+    @requests(on='/gen')
+    async def gen(self, doc: TextDoc, parameters: dict, **kwargs) -> TextDoc:
+        for i in range(int(parameters.get('n', 1000))):
+            yield TextDoc(text=f'token {i}')
+
+
+class Same(Executor):
+    """A stage before or after the generator: one document in, the same out."""
+
+    @requests
+    def same(self, doc: TextDoc, **kwargs) -> TextDoc:
+        return doc
 
 
 CALL_SECONDS = 0.020      # the fixed cost of one call (a model on a GPU, say)

@@ -32,6 +32,7 @@ import grpc
 SERVICE = 'floor.Echo'
 UNARY = f'/{SERVICE}/echo'
 STREAM = f'/{SERVICE}/echo_stream'
+MANY = f'/{SERVICE}/many'  # server streaming: one request in, `count` copies out
 HEALTH_CHECK = '/grpc.health.v1.Health/Check'
 SINGLE_DATA = '/jina.JinaSingleDataRequestRPC/process_single_data'  # plait's and Jina's unary data call
 LOCAL = '127.0.0.1'
@@ -46,6 +47,13 @@ async def _echo(request: bytes, context: Any) -> bytes:
 
 async def _echo_stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
     async for request in requests:
+        yield request
+
+
+async def _many(request: bytes, context: Any) -> AsyncIterator[bytes]:
+    """Server streaming: the request's bytes back `count` times (call metadata, default 1,000)."""
+    count = int(dict(context.invocation_metadata() or ()).get('count', '1000'))
+    for _ in range(count):
         yield request
 
 
@@ -74,7 +82,8 @@ async def serve(port: int, upstreams: list[str] | None = None) -> None:
 
     server = grpc.aio.server(options=OPTIONS)
     unary = grpc.unary_unary_rpc_method_handler(_relay(upstreams) if upstreams else _echo)
-    handlers = {'echo': unary, 'echo_stream': grpc.stream_stream_rpc_method_handler(_echo_stream)}
+    handlers = {'echo': unary, 'echo_stream': grpc.stream_stream_rpc_method_handler(_echo_stream),
+                'many': grpc.unary_stream_rpc_method_handler(_many)}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     single_service, single_method = SINGLE_DATA[1:].split('/')
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(single_service, {single_method: unary}),))

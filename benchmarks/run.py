@@ -36,6 +36,7 @@ SECTIONS = {
     'streams': ('streams_bench', 'J. the stream engine'),
     'client': ('client_bench', 'K. client memory'),
     'httphot': ('http_hotpath_bench', 'L. HTTP hot path'),
+    'streaming': ('streaming_bench', 'M. streaming'),
 }
 
 

@@ -6,6 +6,9 @@ one document; the generator's replica is called with `stream_doc`; each document
 then passes every deployment after it, in order, and is answered as soon as it leaves the
 last one. Deployments that do not serve the endpoint are skipped, as for `post`.
 
+- The documents that arrive while earlier ones pass the deployments after the generator go on
+  together in one request (never waiting for more), so those deployments are not one round trip
+  per document behind a fast generator; each still reaches the caller as soon as it is done.
 - Back-pressure: at most PIPELINE yielded documents are between the generator and the caller
   at a time; a slow caller slows the generator (nothing piles up in the gateway).
 - The caller leaving closes the iterator: the call to the generator is cancelled, and so the
@@ -20,6 +23,7 @@ last one. Deployments that do not serve the endpoint are skipped, as for `post`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Optional
@@ -31,13 +35,13 @@ from plait.serve.gateway.config import DeploymentTarget
 from plait.serve.gateway.connections import DeploymentConnections
 from plait.serve.gateway.graph import RoutingFailure
 from plait.serve.streaming import STREAM_PATH, SingleDocumentRequestProto, error_reply, reply_to
-from plait.streams import bounded_map
 from plait.wire.constants import WIRE_DEFAULT_ENDPOINT
 from plait.wire.join import DataContentProto, doc_list_in
 from plait.wire.messages import new_request_id
 
 ERROR = 1  # StatusProto.ERROR
-PIPELINE = 8  # yielded documents in flight through the deployments after the generator
+PIPELINE = 8  # yielded documents waiting for, or on their way through, the deployments after the generator
+_END = object()
 
 
 class NotStreamable(Exception):
@@ -59,26 +63,9 @@ def streams_endpoint(graph: Any, endpoint: str) -> Optional[bool]:
     return any(bool(conn.schemas.get(endpoint, {}).get('is_generator')) for conn in graph.deployments.values())
 
 
-def _as_request(single: SingleDocumentRequestProto) -> RawDataRequest:
-    request = RawDataRequest()
-    request.header.CopyFrom(single.header)
-    request.parameters.CopyFrom(single.parameters)
-    content = DataContentProto()
-    content.docs.docs.add().CopyFrom(single.document)
-    request.data = content.SerializeToString()
-    return request
-
-
-def _as_reply(of: SingleDocumentRequestProto, request: RawDataRequest) -> SingleDocumentRequestProto:
-    """The answer message carrying the one document (or the error) of `request`."""
+def _with_status(of: SingleDocumentRequestProto, failed: RawDataRequest) -> SingleDocumentRequestProto:
     reply = reply_to(of)
-    if request.header.status.code == ERROR:
-        reply.header.status.CopyFrom(request.header.status)
-        return reply
-    docs = doc_list_in(DataContentProto.FromString(request.data)).docs
-    if len(docs) != 1:
-        return error_reply(of, f'streaming expects one document from each deployment, got {len(docs)}')
-    reply.document.CopyFrom(docs[0])
+    reply.header.status.CopyFrom(failed.header.status)
     return reply
 
 
@@ -123,7 +110,7 @@ class FlowStream:
             return
         single = self.request
         if before:
-            reply = await self._through(before, single)
+            reply = (await self._through(before, [single]))[0]
             if reply.header.status.code == ERROR:
                 yield reply
                 return
@@ -131,28 +118,82 @@ class FlowStream:
             single.CopyFrom(self.request)
             single.document.CopyFrom(reply.document)
         produced = self._from_generator(source, single)
-        if not after:
-            async with contextlib.aclosing(produced) as items:
-                async for item in items:
-                    yield item
-            return
-
-        async def onwards(item: SingleDocumentRequestProto) -> SingleDocumentRequestProto:
-            return item if item.header.status.code == ERROR else await self._through(after, item)
-
-        async with contextlib.aclosing(bounded_map(produced, onwards, PIPELINE, in_order=True)) as items:
+        items = produced if not after else self._onwards(produced, after)
+        async with contextlib.aclosing(items):
             async for item in items:
                 yield item
                 if item.header.status.code == ERROR:
                     return
 
-    async def _through(self, targets: list[DeploymentTarget], item: SingleDocumentRequestProto) \
-            -> SingleDocumentRequestProto:
-        """`item`'s document through `targets`, as an answer message (an ERROR when one fails)."""
+    async def _onwards(self, produced: AsyncIterator[SingleDocumentRequestProto], after: list[DeploymentTarget]) \
+            -> AsyncIterator[SingleDocumentRequestProto]:
+        """The generator's documents through the deployments `after` it, in order. What has
+        arrived while the previous documents were on their way goes on together, in one request
+        (never waiting for more), so a generator faster than those deployments is not held to one
+        round trip per document; at most PIPELINE wait meanwhile (the generator is held after)."""
+        waiting: asyncio.Queue = asyncio.Queue(maxsize=PIPELINE)
+        batches = 1 if any(self.graph.conditions.get(t.name) for t in after) else PIPELINE  # `when` may drop some
+
+        async def read() -> None:
+            try:
+                async for item in produced:
+                    await waiting.put(item)
+            except Exception as e:  # noqa: BLE001  (handed to the consumer below)
+                await waiting.put(e)
+            await waiting.put(_END)
+
+        reader = asyncio.ensure_future(read())
         try:
-            return _as_reply(self.request, await self.graph.run_chain(targets, self.endpoint, _as_request(item)))
+            ended = False
+            while not ended:
+                batch = [await waiting.get()]
+                while len(batch) < batches and not waiting.empty():
+                    batch.append(waiting.get_nowait())
+                if batch[-1] is _END:
+                    ended = True
+                    batch.pop()
+                failed = next((i for i, item in enumerate(batch) if isinstance(item, Exception)
+                               or item.header.status.code == ERROR), None)
+                ready = batch if failed is None else batch[:failed]
+                for reply in await self._through(after, ready) if ready else []:
+                    yield reply
+                if failed is not None:
+                    if isinstance(batch[failed], Exception):
+                        raise batch[failed]
+                    yield batch[failed]
+                    return
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            await produced.aclose()
+
+    async def _through(self, targets: list[DeploymentTarget], items: list[SingleDocumentRequestProto]) \
+            -> list[SingleDocumentRequestProto]:
+        """The documents of `items` through `targets` in one request: an answer message each, or
+        one ERROR message when a deployment fails."""
+        request = RawDataRequest()
+        request.header.CopyFrom(self.request.header)
+        request.parameters.CopyFrom(self.request.parameters)
+        content = DataContentProto()
+        for item in items:
+            content.docs.docs.add().CopyFrom(item.document)
+        request.data = content.SerializeToString()
+        try:
+            response = await self.graph.run_chain(targets, self.endpoint, request)
         except RoutingFailure as failure:
-            return _as_reply(self.request, failure.response)
+            response = failure.response
+        if response.header.status.code == ERROR:
+            return [_with_status(self.request, response)]
+        docs = doc_list_in(DataContentProto.FromString(response.data)).docs
+        if len(docs) != len(items):
+            return [error_reply(self.request, f'the executors after the generator returned {len(docs)} documents '
+                                              f'for {len(items)}; in a stream each document stays one document')]
+        replies = []
+        for doc in docs:
+            reply = reply_to(self.request)
+            reply.document.CopyFrom(doc)
+            replies.append(reply)
+        return replies
 
     async def _from_generator(self, target: DeploymentTarget, single: SingleDocumentRequestProto) \
             -> AsyncIterator[SingleDocumentRequestProto]:
