@@ -187,3 +187,26 @@ def test_streaming_is_refused_where_it_is_not_defined(tmp_path) -> None:
     with f:
         with Client(port=f.port) as client, pytest.raises(ExecutorError, match='one chain'):
             list(client.stream_doc(on='/gen', inputs=Prompt(text='x'), return_type=Token))
+
+
+def test_a_temporary_client_streams_to_the_end(deployment) -> None:
+    # nothing but the iterator refers to the Client: it must live until the stream ends
+    texts = [d.text for d in Client(port=deployment.port).stream_doc(on='/gen', inputs=Prompt(text='t'),
+                                                                      parameters={'n': 3}, return_type=Token)]
+    assert texts == ['t-0', 't-1', 't-2']
+
+
+def test_monitoring_counts_the_streamed_documents() -> None:
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from plait.wire.ports import free_port
+
+    port = free_port()
+    with Deployment(uses=Generator, monitoring=True, port_monitoring=port, quiet=True) as dep:
+        assert _texts(dep.port, '/gen', 'm', n=4) == [f'm-{i}' for i in range(4)]
+        text = urlopen(f'http://127.0.0.1:{port}/', timeout=10).read().decode()
+    counted = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == 'plait_stream_items_total' and s.labels.get('executor_endpoint') == '/gen']
+    assert counted == [4.0], text[:2000]

@@ -360,7 +360,7 @@ class Client:
         from plait.clients.streaming import blocking
 
         items = self._async.stream_doc(on, inputs, parameters, return_type, timeout, metadata, headers, **kwargs)
-        return blocking(items, self._loop_thread().loop)
+        return blocking(items, self._loop_thread().loop, owner=self)
 
     # the CRUD shortcuts: post to /index, /search, /update, /delete
     index = partialmethod(post, '/index')

@@ -107,10 +107,12 @@ async def until(deadline: Optional[float], items: AsyncIterator[Any], what: str)
             yield item
 
 
-def blocking(items: AsyncIterator[Any], loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+def blocking(items: AsyncIterator[Any], loop: asyncio.AbstractEventLoop, owner: Any = None) -> Iterator[Any]:
     """`items` (an async iterator living on `loop`, which runs in another thread) as a plain
     iterator: each item is fetched when asked for; leaving the loop early (break, an
-    exception, the iterator collected) closes `items` on its loop, and so the call."""
+    exception, the iterator collected) closes `items` on its loop, and so the call. `owner`
+    (the Client whose loop it is) is kept alive by this generator's frame while it iterates:
+    `for d in Client(...).stream_doc(...)` holds no other reference to it."""
     finished = False
     try:
         while True:
