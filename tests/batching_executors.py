@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from plait import DocumentArray, Executor, dynamic_batching, requests
+from plait import Document, DocumentArray, Executor, dynamic_batching, requests
 
 
 def record(name: str, docs: DocumentArray) -> None:
@@ -97,5 +97,5 @@ class Plain(Executor):
         record(self.metas.name, docs)
 
     @requests(on='/stream')
-    def stream(self, docs: DocumentArray, **kwargs: Any):
-        yield from docs
+    def stream(self, doc: Document, **kwargs: Any):
+        yield doc

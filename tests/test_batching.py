@@ -228,8 +228,8 @@ def test_flow_yaml_takes_uses_dynamic_batching(tmp_path: Path) -> None:
 class _Gen(Executor):
     @requests(on='/g')
     @dynamic_batching(preferred_batch_size=2)
-    def gen(self, docs: DocumentArray, **kwargs: Any):
-        yield from docs
+    def gen(self, doc: Document, **kwargs: Any):
+        yield doc
 
 
 @pytest.mark.parametrize('options, message', [
