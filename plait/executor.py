@@ -90,6 +90,7 @@ class EndpointSpec:
     output_type: type
     accepted_kwargs: Optional[frozenset[str]] = None  # None = takes **kwargs
     is_singleton_doc: bool = False  # takes one document `doc` (called per document), not `docs`
+    parameters_model: Optional[type] = None  # `parameters: MyModel` (pydantic): validated into it
 
     def call_kwargs(self, **available: Any) -> dict[str, Any]:
         if self.accepted_kwargs is None:
@@ -192,6 +193,11 @@ def _endpoint_spec(cls: type, name: str, fn: Callable, request_schema, response_
         input_type = DocumentArray
     if not _is_concrete_doc_list(output_type):
         output_type = input_type
+    parameters_hint = hints.get('parameters')
+    from pydantic import BaseModel
+
+    parameters_model = parameters_hint if isinstance(parameters_hint, type) and issubclass(parameters_hint, BaseModel) \
+        else None
     return EndpointSpec(
         method_name=name,
         is_async=inspect.iscoroutinefunction(fn),
@@ -200,6 +206,7 @@ def _endpoint_spec(cls: type, name: str, fn: Callable, request_schema, response_
         output_type=output_type,
         accepted_kwargs=accepted,
         is_singleton_doc=singleton,
+        parameters_model=parameters_model,
     )
 
 

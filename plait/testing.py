@@ -254,9 +254,10 @@ class GatewayHarness:
         for request in build_requests(on, inputs, request_size, parameters, target_executor):
             outcome = self.outcome(request)
             response = DataRequest(DataRequestProto.FromString(outcome.response.SerializeToString()), return_type)
-            if outcome.failure is Failure.EXECUTOR_ERROR and not return_responses:
+            answered = (Failure.EXECUTOR_ERROR, Failure.EXECUTOR_REFUSED)  # the executor's status says why
+            if outcome.failure in answered and not return_responses:
                 raise error_from_status(response.status)
-            if outcome.failure is not None and outcome.failure is not Failure.EXECUTOR_ERROR:
+            if outcome.failure is not None and outcome.failure not in answered:
                 error: type[PlaitError] = _ERROR_OF[outcome.failure]
                 raise error(outcome.description)
             responses.append(response)

@@ -27,7 +27,7 @@ from typing import Any
 
 from plait.logs import get_logger
 from plait.proto import jina_data_pb2
-from plait.serve.parameters import for_executor
+from plait.serve.parameters import as_model, for_executor
 from plait.wire.messages import error_status, struct_to_dict
 
 SingleDocumentRequestProto = jina_data_pb2.SingleDocumentRequestProto
@@ -86,6 +86,8 @@ async def stream_endpoint(runner: Any, key: str, request: SingleDocumentRequestP
     try:
         doc = spec.input_type.doc_type.from_protobuf(request.document)
         parameters = for_executor(struct_to_dict(request.parameters), runner.name)
+        if spec.parameters_model is not None:
+            parameters = as_model(spec.parameters_model, parameters, f'{runner.name} {key}')
         method = getattr(runner.executor, spec.method_name)
         made = method(**spec.call_kwargs(doc=doc, parameters=parameters, tracing_context=None))
         items = made if inspect.isasyncgen(made) else _pulled(made, runner.pool)

@@ -30,7 +30,7 @@ from plait.serve.lifecycle import Lifecycle, State, exit_when_parent_dies, signa
 from plait.wire.constants import DRY_RUN_ENDPOINT, IS_ERROR, WIRE_DEFAULT_ENDPOINT
 from plait.wire.join import doc_list_in, join_doc_lists
 from plait.wire.messages import dict_to_struct, error_status, now_timestamp, struct_to_dict
-from plait.serve.parameters import for_executor
+from plait.serve.parameters import as_model, for_executor
 from plait.serve.worker_config import WorkerConfig
 
 DataRequestProto = jina_data_pb2.DataRequestProto
@@ -148,6 +148,8 @@ class ExecutorRunner:
         """Call the method serving table key `key`: async ones on the loop, sync ones in a thread."""
         spec = self.executor.endpoint_specs[key]
         method = getattr(self.executor, spec.method_name)
+        if spec.parameters_model is not None:
+            parameters = as_model(spec.parameters_model, parameters, f'{self.name} {key}')
 
         async def call(tracing_context: Any) -> Any:
             if spec.is_singleton_doc:
@@ -327,16 +329,19 @@ class WorkerRuntime:
         assert self.runner is not None
 
         def schema(input_type: Any, output_type: Any, is_generator: bool = False,
-                   is_singleton_doc: bool = False) -> dict[str, Any]:
+                   is_singleton_doc: bool = False, parameters_model: Any = None) -> dict[str, Any]:
+            parameters = {'name': None, 'model': None} if parameters_model is None else \
+                {'name': parameters_model.__name__, 'model': parameters_model.model_json_schema()}
             return {'input': {'name': input_type.doc_type.__name__, 'model': _json_schema(input_type)},
                     'output': {'name': output_type.doc_type.__name__, 'model': _json_schema(output_type)},
                     'is_generator': is_generator, 'is_singleton_doc': is_singleton_doc,
-                    'parameters': {'name': None, 'model': None}}
+                    'parameters': parameters}
 
         schemas: dict[str, Any] = {}
         for endpoint, spec in self.runner.executor.endpoint_specs.items():
             wire = WIRE_DEFAULT_ENDPOINT if endpoint == DEFAULT_ENDPOINT else endpoint
-            schemas[wire] = schema(spec.input_type, spec.output_type, spec.is_generator, spec.is_singleton_doc)
+            schemas[wire] = schema(spec.input_type, spec.output_type, spec.is_generator, spec.is_singleton_doc,
+                                   spec.parameters_model)
         schemas.setdefault(DRY_RUN_ENDPOINT, schema(DocumentArray, DocumentArray))
         proto = jina_common_pb2.EndpointsProto(endpoints=sorted(schemas))
         proto.schemas.update(schemas)

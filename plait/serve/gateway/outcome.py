@@ -7,6 +7,9 @@ kind                   when                                                HTTP 
 =====================  ==================================================  ====  ======================
 (none)                 served                                              200   the answer
 EXECUTOR_ERROR         an executor raised (the answer carries its status)  500   answer + is-error
+EXECUTOR_REFUSED       an executor refused the request's shape before      422   answer + is-error
+                       calling its method (a parameter that does not fit
+                       its pydantic model): its status names BadRequest
 UNKNOWN_ENDPOINT       no executor serves the endpoint                     404   NOT_FOUND / answer
 NOT_SERVED             a replica answered NOT_FOUND for it (Jina: 503)     503   NOT_FOUND / answer
 UNAVAILABLE            a deployment could not be reached                   503   answer + is-error
@@ -39,6 +42,7 @@ Code = grpc.StatusCode
 
 class Failure(enum.Enum):
     EXECUTOR_ERROR = 'executor error'
+    EXECUTOR_REFUSED = 'executor refused'
     UNKNOWN_ENDPOINT = 'unknown endpoint'
     NOT_SERVED = 'not served'
     UNAVAILABLE = 'unavailable'
@@ -87,14 +91,20 @@ def failure_of_code(code: Code) -> Failure:
 
 
 def executor_outcome(response: RawDataRequest) -> Outcome:
-    """A routed answer: failed when an executor put an error in its status."""
-    failed = response.header.status.code == StatusProto.ERROR
-    return Outcome(response, Failure.EXECUTOR_ERROR if failed else None)
+    """A routed answer: failed when an executor put an error in its status; EXECUTOR_REFUSED
+    when the executor's runtime refused the request's shape before calling the method (a
+    parameter that does not fit its pydantic model, a generator called with post: `BadRequest`)."""
+    status = response.header.status
+    if status.code != StatusProto.ERROR:
+        return Outcome(response)
+    refused = status.exception.name == 'BadRequest'
+    return Outcome(response, Failure.EXECUTOR_REFUSED if refused else Failure.EXECUTOR_ERROR)
 
 
 HTTP_STATUS = {
     None: 200,
     Failure.EXECUTOR_ERROR: 500,
+    Failure.EXECUTOR_REFUSED: 422,
     Failure.UNKNOWN_ENDPOINT: 404,
     Failure.NOT_SERVED: 503,
     Failure.UNAVAILABLE: 503,
