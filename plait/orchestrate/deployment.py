@@ -120,6 +120,7 @@ class Deployment(Orchestration):
         self.needs = _as_names(target.get('needs'))
         self.when = _checked_when(name, target.get('when'))
         self.timeout_send = target.get('timeout_send')
+        self.floating = bool(target.get('floating', False))
         self.protocols, self.ports = public_endpoints(protocol, port, protocols, ports)
         self._ports_given = port is not None or ports is not None
         self.include_gateway = include_gateway  # False: no gateway where a replica can serve alone
@@ -231,7 +232,7 @@ class Deployment(Orchestration):
         return DeploymentTarget(name=self.name, shards=[[f'{LOCAL_HOST}:{p}' for p in ports]
                                                         for ports in self.worker_ports],
                                 needs=self.needs or [START], polling=self.polling, when=self.when,
-                                timeout_send=self.timeout_send)
+                                timeout_send=self.timeout_send, floating=self.floating)
 
     def gateway_config(self) -> GatewayConfig:
         """The gateway in front of the replicas (when there is one)."""
@@ -246,6 +247,9 @@ class Deployment(Orchestration):
 
     # -- what Orchestration needs ------------------------------------------------------------
     def _processes(self) -> list[ServiceProcess]:
+        if self.floating:
+            raise BadConfig(f'{self.name}: floating=True applies to a deployment in a Flow, whose gateway does '
+                            'not wait for it; a Deployment on its own answers every request')
         processes = self.worker_processes()
         if self._with_gateway:
             processes.append(self._gateway_process())

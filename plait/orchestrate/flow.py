@@ -78,6 +78,11 @@ class Flow(Orchestration):
         for need in needs_list:
             if need != START and need not in self.deployments:
                 raise BadConfig(f'{name}: needs {need!r}, which is not in this Flow (have {list(self.deployments)})')
+            if need != START and self.deployments[need].floating:
+                raise BadConfig(f'{name}: needs {need!r}, which is floating: nothing waits for a floating '
+                                'deployment, so nothing can follow it')
+        if kwargs.get('floating') and len(needs_list) != 1:
+            raise BadConfig(f'{name}: a floating deployment is fed by one predecessor (needs={needs_list})')
         env = {**{k: str(v) for k, v in self.env.items()}, **(kwargs.pop('env', None) or {})}
         kwargs.setdefault('timeout_ready', self.timeout_ready)
         kwargs.setdefault('quiet', self.quiet)
@@ -89,7 +94,8 @@ class Flow(Orchestration):
         deployment.serve_behind_gateway(self._secret, host_given='host' in kwargs)
         self.deployments[name] = deployment
         self._add_args.append({'uses': uses, 'name': name, 'needs': needs_list, **given})
-        self._last = name
+        if not deployment.floating:  # as Jina: the next .add() chains after the last one not floating
+            self._last = name
         return self
 
     def needs(self, needs: list[str], name: str = 'joiner', **kwargs: Any) -> 'Flow':

@@ -24,6 +24,7 @@ class DeploymentTarget:
     polling: dict[str, str] = field(default_factory=lambda: {'*': 'ANY'})
     when: Optional[dict[str, Any]] = None
     timeout_send: Optional[int] = None  # ms; None = the gateway's default
+    floating: bool = False              # fed its needs' output, never waited for: its answer is dropped
 
     def polling_for(self, endpoint: str) -> str:
         return self.polling.get(endpoint, self.polling.get('*', 'ANY')).upper()

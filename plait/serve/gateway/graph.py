@@ -61,11 +61,18 @@ class Graph:
                     raise ValueError(f'deployment {target.name!r} needs unknown deployment {need!r}')
         # `when=` conditions: only these deployments ever look inside documents
         self.conditions = {d.name: compile_condition(d.when) for d in config.deployments if d.when}
-        needed = {n for d in config.deployments for n in d.needs}
-        self.leaves = [d.name for d in config.deployments if d.name not in needed] or [START]
+        # floating deployments get their predecessor's output and are never waited for
+        main = [d for d in config.deployments if not d.floating]
+        self.floating_after: dict[str, list[DeploymentTarget]] = {}
+        for d in config.deployments:
+            if d.floating:
+                self.floating_after.setdefault(d.needs[0], []).append(d)
+        self._floating_tasks: set[asyncio.Task] = set()
+        needed = {n for d in main for n in d.needs}
+        self.leaves = [d.name for d in main if d.name not in needed] or [START]
         # a chain (each deployment needs the one added before it, the usual Flow) is walked in
         # the caller's task: no task and no future per deployment and request
-        order = list(self.targets.values())
+        order = main
         self.chain: Optional[list[DeploymentTarget]] = order if all(
             d.needs == [order[i - 1].name if i else START] for i, d in enumerate(order)) else None
         self._discovery_lock = asyncio.Lock()
@@ -79,6 +86,9 @@ class Graph:
                 replica.start_watching()
 
     async def close(self) -> None:
+        for task in list(self._floating_tasks):
+            task.cancel()
+        await asyncio.gather(*self._floating_tasks, return_exceptions=True)
         await asyncio.gather(*(d.close() for d in self.deployments.values()))
 
     # -- readiness ---------------------------------------------------------------------------
@@ -133,9 +143,13 @@ class Graph:
         del route  # routes[0] stays the gateway's
         await self.discover()
         self._check_endpoint(request, endpoint)
+        if self.floating_after:
+            self._feed_floating(START, request, endpoint, target_re)
         if self.chain is not None:
             for target in self.chain:
                 request = await self._node(target, endpoint, target_re, request)
+                if self.floating_after:
+                    self._feed_floating(target.name, request, endpoint, target_re)
             request.routes[0].end_time.CopyFrom(now_timestamp())
             return request
         outputs: dict[str, asyncio.Future] = {}
@@ -144,9 +158,10 @@ class Graph:
         start.set_result(request)
         outputs[START] = start
         tasks = []
-        for name in self.targets:
-            outputs[name] = loop.create_future()
-        for target in self.targets.values():
+        main = [t for t in self.targets.values() if not t.floating]
+        for target in main:
+            outputs[target.name] = loop.create_future()
+        for target in main:
             tasks.append(asyncio.ensure_future(self._run_node(target, endpoint, target_re, outputs)))
         try:
             results = [await outputs[leaf] for leaf in self.leaves]
@@ -195,11 +210,36 @@ class Graph:
             inputs = [await outputs[n] for n in target.needs]
             request = inputs[0] if len(inputs) == 1 else self._join(inputs)
             future.set_result(await self._node(target, endpoint, target_re, request))
+            if self.floating_after:
+                self._feed_floating(target.name, future.result(), endpoint, target_re)
         except BaseException as e:  # hand failures to whoever waits for this node
             if not future.done():
                 future.set_exception(e)
             if not isinstance(e, (Exception, asyncio.CancelledError)):
                 raise
+
+    def _feed_floating(self, name: str, request: RawDataRequest, endpoint: str,
+                       target_re: Optional[re.Pattern]) -> None:
+        """Send (a copy of) the output of `name` to the floating deployments it feeds, in tasks
+        nobody waits for: their answers are dropped, their failures only logged."""
+        for target in self.floating_after.get(name, ()):
+            if request.header.status.code == ERROR:
+                return
+            copy = RawDataRequest()
+            copy.CopyFrom(request)
+            task = asyncio.ensure_future(self._float(target, endpoint, target_re, copy))
+            self._floating_tasks.add(task)
+            task.add_done_callback(self._floating_tasks.discard)
+
+    async def _float(self, target: DeploymentTarget, endpoint: str, target_re: Optional[re.Pattern],
+                     request: RawDataRequest) -> None:
+        try:
+            answer = await self._node(target, endpoint, target_re, request)
+        except RoutingFailure as failure:
+            self.logger.warning('floating deployment %s: %s', target.name, failure.response.header.status.description)
+            return
+        if answer.header.status.code == ERROR:
+            self.logger.warning('floating deployment %s: %s', target.name, answer.header.status.description)
 
     async def _node(self, target: DeploymentTarget, endpoint: str, target_re: Optional[re.Pattern],
                     request: RawDataRequest) -> RawDataRequest:
