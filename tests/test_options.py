@@ -30,23 +30,23 @@ HONOURED = {
              'no_crud_endpoints', 'no_debug_endpoints', 'port', 'port_monitoring', 'prefetch', 'protocol',
              'quiet', 'retries', 'ssl_certfile', 'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title',
              'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uvicorn_kwargs'],
-    'ADD': ['allow_concurrent', 'env', 'floating', 'host', 'metrics', 'metrics_exporter_host', 'metrics_exporter_port',
+    'ADD': ['allow_concurrent', 'env', 'external', 'floating', 'grpc_metadata', 'host', 'metrics', 'metrics_exporter_host', 'metrics_exporter_port',
             'monitoring', 'name', 'needs', 'polling', 'port', 'port_monitoring', 'quiet', 'replicas', 'shards',
-            'timeout_ready', 'timeout_send', 'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses',
+            'timeout_ready', 'timeout_send', 'tls', 'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses',
             'uses_dynamic_batching', 'uses_metas', 'uses_requests', 'uses_with', 'when', 'workspace'],
-    'DEPLOYMENT': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'floating', 'host',
-                   'include_gateway',
+    'DEPLOYMENT': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'external', 'floating',
+                   'grpc_metadata', 'host', 'include_gateway',
                    'metrics', 'metrics_exporter_host', 'metrics_exporter_port', 'monitoring', 'name', 'needs',
                    'polling', 'port', 'port_monitoring', 'protocol', 'quiet', 'replicas', 'retries', 'shards',
-                   'ssl_certfile', 'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title',
+                   'ssl_certfile', 'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title', 'tls',
                    'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses', 'uses_dynamic_batching',
                    'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
-    'EXECUTOR_SERVE': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'floating', 'host',
-                       'metrics',
+    'EXECUTOR_SERVE': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'external', 'floating',
+                       'grpc_metadata', 'host', 'metrics',
                        'metrics_exporter_host', 'metrics_exporter_port', 'monitoring', 'name', 'polling',
                        'port', 'port_monitoring', 'protocol', 'quiet', 'replicas', 'retries', 'shards',
                        'ssl_certfile', 'ssl_keyfile', 'stop_event', 'timeout_ready', 'timeout_send', 'title',
-                       'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses_dynamic_batching',
+                       'tls', 'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses_dynamic_batching',
                        'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
     'CLIENT': ['asyncio', 'host', 'port', 'prefetch', 'protocol', 'tls', 'traces_exporter_host', 'traces_exporter_port',
                'tracing'],
@@ -175,12 +175,12 @@ def test_plait_deployment_yaml_refuses_unknown_keys(tmp_path: Path) -> None:
         jtype: Deployment
         with:
           uses: plait.executor:NoOpExecutor
-          external: true
+          uses_after: plait.executor:NoOpExecutor
         ''')
     out = subprocess.run([sys.executable, '-m', 'plait.cli.main', 'deployment', path], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 1
-    assert "plait deployment: error: Deployment(name='executor'): not supported by plait: external" in out.stderr
+    assert "plait deployment: error: Deployment(name='executor'): not supported by plait: uses_after" in out.stderr
 
 
 def test_options_are_derived_from_the_configs() -> None:

@@ -83,6 +83,31 @@ def _checked_when(name: str, when: dict | None) -> dict | None:
     return when
 
 
+def external_addresses(name: str, host: Any, port: Any) -> tuple[list[str], bool]:
+    """The replica addresses of an external executor, as Jina takes them: `host='h', port=p`,
+    `host='h', port=[p1, p2]`, or `host=['h1:p1', 'grpcs://h2:p2', ...]`; and whether a
+    `grpcs://` address asks for TLS."""
+    hosts = host if isinstance(host, (list, tuple)) else [host] if host else []
+    ports = port if isinstance(port, (list, tuple)) else [port] if port else []
+    if not hosts:
+        raise BadConfig(f'{name}: external=True needs host= (and port=): where the executor is served')
+    tls, addresses = False, []
+    for h in hosts:
+        h = str(h)
+        for scheme in ('grpcs://', 'grpc://'):
+            if h.startswith(scheme):
+                tls, h = tls or scheme == 'grpcs://', h[len(scheme):]
+        addresses.append(h)
+    if all(':' in a for a in addresses):
+        return addresses, tls
+    if len(addresses) == 1 and ports:
+        return [f'{addresses[0]}:{p}' for p in ports], tls
+    if len(addresses) == len(ports):
+        return [f'{a}:{p}' for a, p in zip(addresses, ports)], tls
+    raise BadConfig(f'{name}: external=True: give host="h", port=p (or a list of ports), or host=["h1:p1", ...] '
+                    f'(got host={host!r}, port={port!r})')
+
+
 class Deployment(Orchestration):
     """One Executor as replicas x shards; `with Deployment(uses=MyExecutor, port=12345): ...`.
 
@@ -121,6 +146,13 @@ class Deployment(Orchestration):
         self.when = _checked_when(name, target.get('when'))
         self.timeout_send = target.get('timeout_send')
         self.floating = bool(target.get('floating', False))
+        self.external = bool(target.get('external', False))
+        self.tls = bool(target.get('tls', False))
+        self.grpc_metadata = target.get('grpc_metadata')
+        self.external_addresses: list[str] = []
+        if self.external:
+            self.external_addresses, tls = external_addresses(name, options.get('host'), port)
+            self.tls = self.tls or tls
         self.protocols, self.ports = public_endpoints(protocol, port, protocols, ports)
         self._ports_given = port is not None or ports is not None
         self.include_gateway = include_gateway  # False: no gateway where a replica can serve alone
@@ -217,6 +249,8 @@ class Deployment(Orchestration):
                        port_monitoring=self._monitoring_ports[index] if self._monitoring_ports else None)
 
     def worker_processes(self) -> list[ServiceProcess]:
+        if self.external:
+            return []  # served elsewhere: the Flow's gateway only reaches it
         uses = self._uses_arg()
         processes = []
         for shard_id, ports in enumerate(self.worker_ports):
@@ -229,10 +263,11 @@ class Deployment(Orchestration):
 
     def target(self) -> DeploymentTarget:
         """This deployment as a gateway routes to it."""
-        return DeploymentTarget(name=self.name, shards=[[f'{LOCAL_HOST}:{p}' for p in ports]
-                                                        for ports in self.worker_ports],
-                                needs=self.needs or [START], polling=self.polling, when=self.when,
-                                timeout_send=self.timeout_send, floating=self.floating)
+        shards = [self.external_addresses] if self.external else \
+            [[f'{LOCAL_HOST}:{p}' for p in ports] for ports in self.worker_ports]
+        return DeploymentTarget(name=self.name, shards=shards, needs=self.needs or [START], polling=self.polling,
+                                when=self.when, timeout_send=self.timeout_send, floating=self.floating,
+                                external=self.external, tls=self.tls, grpc_metadata=self.grpc_metadata)
 
     def gateway_config(self) -> GatewayConfig:
         """The gateway in front of the replicas (when there is one)."""
@@ -247,6 +282,9 @@ class Deployment(Orchestration):
 
     # -- what Orchestration needs ------------------------------------------------------------
     def _processes(self) -> list[ServiceProcess]:
+        if self.external:
+            raise BadConfig(f'{self.name}: external=True adds an executor served elsewhere to a Flow; a '
+                            'Deployment on its own has nothing to start (use a Client on its address)')
         if self.floating:
             raise BadConfig(f'{self.name}: floating=True applies to a deployment in a Flow, whose gateway does '
                             'not wait for it; a Deployment on its own answers every request')

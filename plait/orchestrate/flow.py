@@ -181,6 +181,7 @@ class Flow(Orchestration):
         names a pip requirement to install instead) and a README under `output_base_path`;
         returns the paths written."""
         from plait.orchestrate.export.kubernetes import export_kubernetes
+        self._exportable()
         return export_kubernetes(self, output_base_path, k8s_namespace, image, plait_package)
 
     def to_docker_compose_yaml(self, output_path: str = 'docker-compose.yml',
@@ -191,4 +192,11 @@ class Flow(Orchestration):
         ports are published on `publish_host`, every interface by default) and the image's build
         context beside it; returns the paths written."""
         from plait.orchestrate.export.compose import export_docker_compose
+        self._exportable()
         return export_docker_compose(self, output_path, network_name, image, publish_host, plait_package)
+
+    def _exportable(self) -> None:
+        external = [name for name, d in self.deployments.items() if d.external]
+        if external:
+            raise BadConfig(f'cannot export a Flow with external executors ({", ".join(external)}) yet: '
+                            'their addresses are outside what the export builds')

@@ -25,6 +25,9 @@ class DeploymentTarget:
     when: Optional[dict[str, Any]] = None
     timeout_send: Optional[int] = None  # ms; None = the gateway's default
     floating: bool = False              # fed its needs' output, never waited for: its answer is dropped
+    external: bool = False              # served elsewhere: reached at `shards`, not started by the Flow
+    tls: bool = False                   # reach its replicas over TLS (external executors)
+    grpc_metadata: Optional[dict[str, str]] = None  # sent with every call to it (external executors)
 
     def polling_for(self, endpoint: str) -> str:
         return self.polling.get(endpoint, self.polling.get('*', 'ANY')).upper()

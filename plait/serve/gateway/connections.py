@@ -63,8 +63,10 @@ class Replica:
     """One executor replica: a channel, its live health, and a method cache."""
 
     def __init__(self, deployment: str, index: int, address: str, compression: Optional[grpc.Compression],
-                 on_change: Callable[['Replica'], None], logger: logging.Logger, credentials: tuple = ()):
+                 on_change: Callable[['Replica'], None], logger: logging.Logger, credentials: tuple = (),
+                 tls: bool = False):
         self.deployment = deployment
+        self.tls = tls
         self.credentials = credentials  # metadata every call but health carries (the gateway's secret)
         self.index = index
         self.address = address
@@ -81,8 +83,10 @@ class Replica:
     def channel(self) -> grpc.aio.Channel:
         # created on first use, inside the event loop that will use it
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address, options=grpc_options() + _CHANNEL_OPTIONS,
-                                                      compression=self._compression)
+            options = grpc_options() + _CHANNEL_OPTIONS
+            self._channel = grpc.aio.secure_channel(self.address, grpc.ssl_channel_credentials(), options=options,
+                                                    compression=self._compression) if self.tls else \
+                grpc.aio.insecure_channel(self.address, options=options, compression=self._compression)
         return self._channel
 
     def unary(self, path: str) -> Any:
@@ -178,14 +182,14 @@ class DeploymentConnections:
     def __init__(self, name: str, shards: list[list[str]], compression: Optional[grpc.Compression],
                  on_change: Callable[[Replica], None], logger: logging.Logger,
                  retry: Optional[RetryPolicy] = None, credentials: tuple = (),
-                 replica_factory: Optional[ReplicaFactory] = None):
+                 replica_factory: Optional[ReplicaFactory] = None, tls: bool = False):
         self.name = name
         index = itertools.count()
 
         def replica(address: str) -> Replica:
             if replica_factory is not None:  # a test seam: replicas without sockets (plait.testing)
                 return replica_factory(name, next(index), address, on_change)
-            return Replica(name, next(index), address, compression, on_change, logger, credentials)
+            return Replica(name, next(index), address, compression, on_change, logger, credentials, tls)
 
         self.shards = [ShardPool([replica(addr) for addr in shard]) for shard in shards]
         self.retry = retry or RetryPolicy()

@@ -51,9 +51,12 @@ class Graph:
         self.logger = logger
         self.targets: dict[str, DeploymentTarget] = {d.name: d for d in config.deployments}
         compression = compression_of(config.compression)
+        # an external executor gets its own grpc_metadata, never the Flow's secret
         self.deployments: dict[str, DeploymentConnections] = {
             d.name: DeploymentConnections(d.name, d.shards, compression, on_replica_change or (lambda r: None),
-                                          logger, RetryPolicy(retries=config.retries), credentials, replica_factory)
+                                          logger, RetryPolicy(retries=config.retries),
+                                          tuple((d.grpc_metadata or {}).items()) if d.external else credentials,
+                                          replica_factory, tls=d.tls)
             for d in config.deployments}
         for target in config.deployments:
             for need in target.needs:
