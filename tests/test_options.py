@@ -30,24 +30,28 @@ HONOURED = {
              'no_crud_endpoints', 'no_debug_endpoints', 'port', 'port_monitoring', 'prefetch', 'protocol',
              'quiet', 'retries', 'ssl_certfile', 'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title',
              'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uvicorn_kwargs'],
-    'ADD': ['allow_concurrent', 'env', 'external', 'floating', 'grpc_metadata', 'host', 'metrics', 'metrics_exporter_host', 'metrics_exporter_port',
-            'monitoring', 'name', 'needs', 'polling', 'port', 'port_monitoring', 'quiet', 'replicas', 'shards',
-            'timeout_ready', 'timeout_send', 'tls', 'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses',
-            'uses_dynamic_batching', 'uses_metas', 'uses_requests', 'uses_with', 'when', 'workspace'],
-    'DEPLOYMENT': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'external', 'floating',
-                   'grpc_metadata', 'host', 'include_gateway',
-                   'metrics', 'metrics_exporter_host', 'metrics_exporter_port', 'monitoring', 'name', 'needs',
-                   'polling', 'port', 'port_monitoring', 'protocol', 'quiet', 'replicas', 'retries', 'shards',
-                   'ssl_certfile', 'ssl_keyfile', 'timeout_ready', 'timeout_send', 'title', 'tls',
-                   'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses', 'uses_dynamic_batching',
-                   'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
-    'EXECUTOR_SERVE': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'external', 'floating',
-                       'grpc_metadata', 'host', 'metrics',
-                       'metrics_exporter_host', 'metrics_exporter_port', 'monitoring', 'name', 'polling',
-                       'port', 'port_monitoring', 'protocol', 'quiet', 'replicas', 'retries', 'shards',
-                       'ssl_certfile', 'ssl_keyfile', 'stop_event', 'timeout_ready', 'timeout_send', 'title',
-                       'tls', 'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses_dynamic_batching',
-                       'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when', 'workspace'],
+    'ADD': ['allow_concurrent', 'env', 'external', 'floating', 'grpc_metadata', 'host', 'metrics', 'metrics_exporter_host',
+            'metrics_exporter_port', 'monitoring', 'name', 'needs', 'no_reduce', 'polling', 'port',
+            'port_monitoring', 'quiet', 'replicas', 'shards', 'timeout_ready', 'timeout_send', 'tls',
+            'traces_exporter_host', 'traces_exporter_port', 'tracing', 'uses', 'uses_after', 'uses_after_address',
+            'uses_before', 'uses_before_address', 'uses_dynamic_batching', 'uses_metas', 'uses_requests',
+            'uses_with', 'when', 'workspace'],
+    'DEPLOYMENT': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'external', 'floating', 'grpc_metadata', 'host',
+                   'include_gateway', 'metrics', 'metrics_exporter_host', 'metrics_exporter_port', 'monitoring',
+                   'name', 'needs', 'no_reduce', 'polling', 'port', 'port_monitoring', 'protocol', 'quiet',
+                   'replicas', 'retries', 'shards', 'ssl_certfile', 'ssl_keyfile', 'timeout_ready',
+                   'timeout_send', 'title', 'tls', 'traces_exporter_host', 'traces_exporter_port', 'tracing',
+                   'uses', 'uses_after', 'uses_after_address', 'uses_before', 'uses_before_address',
+                   'uses_dynamic_batching', 'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs', 'when',
+                   'workspace'],
+    'EXECUTOR_SERVE': ['allow_concurrent', 'compression', 'cors', 'description', 'env', 'external', 'floating', 'grpc_metadata',
+                       'host', 'metrics', 'metrics_exporter_host', 'metrics_exporter_port', 'monitoring', 'name',
+                       'no_reduce', 'polling', 'port', 'port_monitoring', 'protocol', 'quiet', 'replicas',
+                       'retries', 'shards', 'ssl_certfile', 'ssl_keyfile', 'stop_event', 'timeout_ready',
+                       'timeout_send', 'title', 'tls', 'traces_exporter_host', 'traces_exporter_port', 'tracing',
+                       'uses_after', 'uses_after_address', 'uses_before', 'uses_before_address',
+                       'uses_dynamic_batching', 'uses_metas', 'uses_requests', 'uses_with', 'uvicorn_kwargs',
+                       'when', 'workspace'],
     'CLIENT': ['asyncio', 'host', 'port', 'prefetch', 'protocol', 'tls', 'traces_exporter_host', 'traces_exporter_port',
                'tracing'],
     'POST': ['backoff_multiplier', 'continue_on_error', 'headers', 'initial_backoff', 'inputs', 'max_attempts',
@@ -161,13 +165,13 @@ def test_flow_yaml_keys_follow_the_same_rule(tmp_path: Path) -> None:
         executors:
           - name: one
           - name: two
-            uses_before: plait.executor:NoOpExecutor
+            reload: true
             timeout_sendd: 10
         ''')
     with pytest.raises(UnknownOption) as info:
         Flow.load_config(entry)
-    assert str(info.value) == ("Flow.add(name='two'): unknown option 'timeout_sendd' (did you mean timeout_send?); "
-                               'not supported by plait: uses_before')
+    assert str(info.value) == ("Flow.add(name='two'): not supported by plait: reload; "
+                               "unknown option 'timeout_sendd' (did you mean timeout_send?)")
 
 
 def test_plait_deployment_yaml_refuses_unknown_keys(tmp_path: Path) -> None:
@@ -175,12 +179,12 @@ def test_plait_deployment_yaml_refuses_unknown_keys(tmp_path: Path) -> None:
         jtype: Deployment
         with:
           uses: plait.executor:NoOpExecutor
-          uses_after: plait.executor:NoOpExecutor
+          reload: true
         ''')
     out = subprocess.run([sys.executable, '-m', 'plait.cli.main', 'deployment', path], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 1
-    assert "plait deployment: error: Deployment(name='executor'): not supported by plait: uses_after" in out.stderr
+    assert "plait deployment: error: Deployment(name='executor'): not supported by plait: reload" in out.stderr
 
 
 def test_options_are_derived_from_the_configs() -> None:

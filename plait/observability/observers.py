@@ -271,7 +271,7 @@ class GatewayObserver(_Instruments):
         """`send` (DeploymentConnections.send) timed, and carrying the trace context onwards."""
 
         async def observed(shard: Any, request_id: str, payload: bytes, timeout: Optional[float],
-                           metadata: tuple) -> Any:
+                           metadata: tuple, **options: Any) -> Any:
             span = None
             if self.tracing is not None:
                 from opentelemetry.trace import SpanKind
@@ -287,7 +287,7 @@ class GatewayObserver(_Instruments):
             response = None
             try:
                 response = await send(shard, request_id, payload, timeout, metadata,
-                                      stream=not self.forces_unary)
+                                      **{'stream': not self.forces_unary, **options})
                 return response
             finally:
                 seconds = time.perf_counter() - start

@@ -123,7 +123,8 @@ class Deployment(Orchestration):
                  timeout_ready: int = 600000, env: Optional[dict[str, str]] = None, quiet: bool = False,
                  restart: bool = True, protocols: Union[str, list[str], None] = None,
                  ports: Union[int, list[int], None] = None, port_monitoring: Any = None,
-                 auth_token: Union[str, list[str], None] = None, **options: Any):
+                 auth_token: Union[str, list[str], None] = None, uses_before: Any = None, uses_after: Any = None,
+                 **options: Any):
         from plait.orchestrate import options as tables
 
         refuse_unknown(f"Deployment(name={options.get('name', 'executor')!r})", options,
@@ -146,6 +147,9 @@ class Deployment(Orchestration):
         self.when = _checked_when(name, target.get('when'))
         self.timeout_send = target.get('timeout_send')
         self.floating = bool(target.get('floating', False))
+        self.no_reduce = bool(target.get('no_reduce', False))
+        # uses_before_address / uses_after_address: such executors served elsewhere (as Jina takes them)
+        self._target_addresses = {k: target.get(k) for k in ('uses_before_address', 'uses_after_address')}
         self.external = bool(target.get('external', False))
         self.tls = bool(target.get('tls', False))
         self.grpc_metadata = target.get('grpc_metadata')
@@ -161,7 +165,13 @@ class Deployment(Orchestration):
         self.gpus = device_per_replica(self.env, self.replicas)  # CUDA_VISIBLE_DEVICES=RR...: one per replica
         self.quiet = quiet
         self.restart = restart
-        self._with_gateway = self.replicas > 1 or self.shards > 1 or self._gateway_asked()
+        # uses_before / uses_after: an executor each request passes before the shards, and the one
+        # that gets every shard's answer (docs_matrix); each one more process, reached by the gateway
+        given = {'uses_before': uses_before, 'uses_after': uses_after}
+        self.around = {side: resolve_uses(value) for side, value in given.items() if value is not None}
+        self._around_ports = {side: free_port() for side in self.around}
+        self._with_gateway = (self.replicas > 1 or self.shards > 1 or self._gateway_asked() or bool(self.around)
+                              or any(self._target_addresses.values()))
         # replica ports: [shard][replica]
         self.worker_ports = ([[self.port]] if not self._with_gateway
                              else [[free_port() for _ in range(self.replicas)] for _ in range(self.shards)])
@@ -259,15 +269,26 @@ class Deployment(Orchestration):
                 label = f'{self.name}/rep-{replica_id}' + (f'/shard-{shard_id}' if self.shards > 1 else '')
                 processes.append(ServiceProcess(label, WORKER_MODULE, ['--config-json', _config_json(config)],
                                                 env=self._worker_env(replica_id), echo=not self.quiet))
+        for side, spec in self.around.items():
+            config = replace(self.worker, uses=class_reference(spec.cls), uses_with=spec.uses_with,
+                             uses_metas=spec.metas, uses_requests=None, uses_dynamic_batching=None,
+                             name=f'{self.name}/{side}', port=self._around_ports[side], replica_id=0, shard_id=0,
+                             replicas=1, shards=1, host=self._worker_host, port_monitoring=None)
+            processes.append(ServiceProcess(f'{self.name}/{side}', WORKER_MODULE,
+                                            ['--config-json', _config_json(config)], env=self._worker_env(0),
+                                            echo=not self.quiet))
         return processes
 
     def target(self) -> DeploymentTarget:
         """This deployment as a gateway routes to it."""
         shards = [self.external_addresses] if self.external else \
             [[f'{LOCAL_HOST}:{p}' for p in ports] for ports in self.worker_ports]
+        around = {f'{side}_address': f'{LOCAL_HOST}:{port}' for side, port in self._around_ports.items()}
         return DeploymentTarget(name=self.name, shards=shards, needs=self.needs or [START], polling=self.polling,
                                 when=self.when, timeout_send=self.timeout_send, floating=self.floating,
-                                external=self.external, tls=self.tls, grpc_metadata=self.grpc_metadata)
+                                external=self.external, tls=self.tls, grpc_metadata=self.grpc_metadata,
+                                no_reduce=self.no_reduce,
+                                **{k: v for k, v in self._target_addresses.items() if v}, **around)
 
     def gateway_config(self) -> GatewayConfig:
         """The gateway in front of the replicas (when there is one)."""

@@ -16,6 +16,7 @@ IS_ERROR = (('is-error', 'true'),)          # trailing metadata of an answer who
 
 # gRPC method paths
 SINGLE_PATH = '/jina.JinaSingleDataRequestRPC/process_single_data'
+DATA_PATH = '/jina.JinaDataRequestRPC/process_data'  # several requests in one call (a DataRequestListProto)
 CALL_PATH = '/jina.JinaRPC/Call'
 
 END_OF_INPUT = bytes(True)  # b'\x00': a WebSocket client's last message (Jina's bytes(True))

@@ -67,3 +67,19 @@ def merge_data(datas: list[bytes]) -> bytes:
     out = DataContentProto()
     out.docs.CopyFrom(join_doc_lists([doc_list_of(data) for data in datas]))
     return out.SerializeToString()
+
+
+def request_list(requests: list) -> bytes:
+    """A serialized DataRequestListProto of `requests` (DataRequestProto or the raw view, whose
+    bytes are the same): each one as field 1, length-delimited."""
+    out = bytearray()
+    for request in requests:
+        body = request.SerializeToString()
+        out.append(0x0A)
+        size = len(body)
+        while size > 0x7F:
+            out.append((size & 0x7F) | 0x80)
+            size >>= 7
+        out.append(size)
+        out += body
+    return bytes(out)

@@ -28,6 +28,9 @@ class DeploymentTarget:
     external: bool = False              # served elsewhere: reached at `shards`, not started by the Flow
     tls: bool = False                   # reach its replicas over TLS (external executors)
     grpc_metadata: Optional[dict[str, str]] = None  # sent with every call to it (external executors)
+    uses_before_address: Optional[str] = None  # an executor each request passes before the shards
+    uses_after_address: Optional[str] = None   # the executor that gets every shard's answer (docs_matrix)
+    no_reduce: bool = False             # its predecessors' answers reach it as they are (docs_matrix), unmerged
 
     def polling_for(self, endpoint: str) -> str:
         return self.polling.get(endpoint, self.polling.get('*', 'ANY')).upper()

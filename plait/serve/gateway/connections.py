@@ -97,15 +97,15 @@ class Replica:
         return call
 
     async def call(self, request_id: str, payload: bytes, timeout: Optional[float], metadata: tuple,
-                   stream: bool = True) -> RawDataRequest:
+                   stream: bool = True, path: str = SINGLE_PATH) -> RawDataRequest:
         """One attempt on this replica: on its open stream unless `stream` is False (or the
-        request id is already in flight there), else a unary call; raises AioRpcError."""
-        if stream:
+        request id is already in flight there), else a unary call of `path`; raises AioRpcError."""
+        if stream and path == SINGLE_PATH:
             try:
                 return await self.mux.send(request_id, payload, timeout)
             except Busy:
                 pass
-        body = await self.unary(SINGLE_PATH)(payload, timeout=timeout, metadata=metadata + self.credentials)
+        body = await self.unary(path)(payload, timeout=timeout, metadata=metadata + self.credentials)
         return RawDataRequest.FromString(body)
 
     async def discover(self, timeout: float) -> Any:
@@ -225,7 +225,7 @@ class DeploymentConnections:
         return healthy[next(self._any) % len(healthy)]
 
     async def send(self, shard: ShardPool, request_id: str, payload: bytes, timeout: Optional[float],
-                   metadata: tuple, stream: bool = True) -> RawDataRequest:
+                   metadata: tuple, stream: bool = True, path: str = SINGLE_PATH) -> RawDataRequest:
         """Send to one replica of `shard` (on its open stream unless `stream` is False, else as
         a unary call carrying `metadata`), retrying the next replica on transport errors."""
         tries = self.retry.tries(len(shard.replicas))
@@ -237,7 +237,7 @@ class DeploymentConnections:
                     and last.code() == grpc.StatusCode.UNAVAILABLE:
                 await asyncio.sleep(self.retry.backoff * attempt)  # every replica failed once: brief backoff
             try:
-                return await replica.call(request_id, payload, timeout, metadata, stream)
+                return await replica.call(request_id, payload, timeout, metadata, stream, path)
             except grpc.aio.AioRpcError as e:
                 last = e
                 if e.code() == grpc.StatusCode.UNAVAILABLE:

@@ -21,8 +21,8 @@ from plait.serve.gateway.connections import DeploymentConnections, Replica, Repl
 from plait.serve.gateway.filtering import compile_condition, filter_data
 from plait.serve.gateway.outcome import Failure, failure_of_code
 from plait.wire.channel import compression_of
-from plait.wire.constants import DRY_RUN_ENDPOINT, ENDPOINT
-from plait.wire.join import merge_data
+from plait.wire.constants import DATA_PATH, DRY_RUN_ENDPOINT, ENDPOINT
+from plait.wire.join import merge_data, request_list
 from plait.wire.messages import error_status, new_request_id, now_timestamp
 
 ERROR = jina_common_pb2.StatusProto.ERROR
@@ -58,6 +58,16 @@ class Graph:
                                           tuple((d.grpc_metadata or {}).items()) if d.external else credentials,
                                           replica_factory, tls=d.tls)
             for d in config.deployments}
+        # the executors some deployments call before their shards and after them (uses_before/after)
+        self.around: dict[str, tuple[DeploymentTarget, DeploymentConnections]] = {}
+        for d in config.deployments:
+            for side, address in (('uses_before', d.uses_before_address), ('uses_after', d.uses_after_address)):
+                if address:
+                    helper = DeploymentTarget(name=f'{d.name}/{side}', shards=[[address]],
+                                              timeout_send=d.timeout_send)
+                    self.around[helper.name] = (helper, DeploymentConnections(
+                        helper.name, helper.shards, compression, on_replica_change or (lambda r: None), logger,
+                        RetryPolicy(retries=config.retries), credentials, replica_factory))
         for target in config.deployments:
             for need in target.needs:
                 if need != START and need not in self.targets:
@@ -81,8 +91,11 @@ class Graph:
         self._discovery_lock = asyncio.Lock()
         self.observer: Any = None  # times and traces each call to a deployment when set
 
+    def _connections(self) -> list[DeploymentConnections]:
+        return [*self.deployments.values(), *(conn for _, conn in self.around.values())]
+
     def start(self) -> None:
-        for conn in self.deployments.values():
+        for conn in self._connections():
             for replica in conn.replicas:
                 self.logger.debug('adding connection for deployment %s/rep-%d to grpc://%s',
                                   conn.name, replica.index, replica.address)
@@ -92,16 +105,16 @@ class Graph:
         for task in list(self._floating_tasks):
             task.cancel()
         await asyncio.gather(*self._floating_tasks, return_exceptions=True)
-        await asyncio.gather(*(d.close() for d in self.deployments.values()))
+        await asyncio.gather(*(d.close() for d in self._connections()))
 
     # -- readiness ---------------------------------------------------------------------------
     def ready(self) -> bool:
-        return all(d.ready() for d in self.deployments.values())
+        return all(d.ready() for d in self._connections())
 
     def not_ready(self) -> list[dict[str, Any]]:
         """Each replica that is not serving: deployment, replica, address and why."""
         return [{'deployment': d.name, 'replica': r.index, 'address': r.address, 'reason': r.state.reason}
-                for d in self.deployments.values() for r in d.replicas if not r.state.serving]
+                for d in self._connections() for r in d.replicas if not r.state.serving]
 
     # -- endpoints ---------------------------------------------------------------------------
     async def discover(self, timeout: float = 2.0) -> None:
@@ -211,8 +224,12 @@ class Graph:
         future = outputs[target.name]
         try:
             inputs = [await outputs[n] for n in target.needs]
-            request = inputs[0] if len(inputs) == 1 else self._join(inputs)
-            future.set_result(await self._node(target, endpoint, target_re, request))
+            if target.no_reduce and len(inputs) > 1 and not any(r.header.status.code == ERROR for r in inputs):
+                # unmerged: the executor gets each predecessor's documents (docs_matrix)
+                future.set_result(await self._send(target, self.deployments[target.name], endpoint, *inputs))
+            else:
+                request = inputs[0] if len(inputs) == 1 else self._join(inputs)
+                future.set_result(await self._node(target, endpoint, target_re, request))
             if self.floating_after:
                 self._feed_floating(target.name, future.result(), endpoint, target_re)
         except BaseException as e:  # hand failures to whoever waits for this node
@@ -287,19 +304,27 @@ class Graph:
         return joined
 
     async def _send(self, target: DeploymentTarget, conn: DeploymentConnections, endpoint: str,
-                    request: RawDataRequest) -> RawDataRequest:
+                    request: RawDataRequest, *more: RawDataRequest) -> RawDataRequest:
+        """`request` to deployment `target` (its uses_before first, its shards, its uses_after
+        last); with `more`, the requests go together, unmerged, in one `process_data` call."""
+        before = self.around.get(f'{target.name}/uses_before')
+        if before is not None:
+            request = await self._send(*before, endpoint, request)
+            if request.header.status.code == ERROR:
+                return request
         timeout_ms = target.timeout_send if target.timeout_send is not None else self.config.timeout_send
         timeout = timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
         metadata = _endpoint_metadata(endpoint)
-        payload = request.SerializeToString()
+        options = {} if not more else {'path': DATA_PATH}
+        payload = request.SerializeToString() if not more else request_list([request, *more])
         send = conn.send if self.observer is None else self.observer.sender(target.name, endpoint, conn.send)
         try:
             if len(conn.shards) == 1 or target.polling_for(endpoint) != 'ALL':  # one call: no task for it
                 responses = [await send(conn.pick_any_shard(), request.header.request_id, payload, timeout,
-                                        metadata)]
+                                        metadata, **options)]
             else:
-                responses = await asyncio.gather(*(send(s, request.header.request_id, payload, timeout, metadata)
-                                                   for s in conn.shards))
+                responses = await asyncio.gather(*(send(s, request.header.request_id, payload, timeout, metadata,
+                                                        **options) for s in conn.shards))
         except SendError as e:
             failed = RawDataRequest()
             failed.CopyFrom(request)
@@ -310,4 +335,7 @@ class Graph:
             failed.header.status.CopyFrom(error_status(e.describe(), stacks=stacks))
             self.logger.warning('%s', e.describe())
             raise RoutingFailure(failed, failure_of_code(e.code)) from None
+        after = self.around.get(f'{target.name}/uses_after')
+        if after is not None and not any(r.header.status.code == ERROR for r in responses):
+            return await self._send(*after, endpoint, *responses)  # every shard's answer, unmerged
         return responses[0] if len(responses) == 1 else self._join(responses)

@@ -30,6 +30,7 @@ from typing import Any, Optional
 
 import grpc
 
+from plait.errors import BadRequest
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import DeploymentTarget
 from plait.serve.gateway.connections import DeploymentConnections
@@ -44,8 +45,8 @@ PIPELINE = 8  # yielded documents waiting for, or on their way through, the depl
 _END = object()
 
 
-class NotStreamable(Exception):
-    """Why this Flow cannot stream this endpoint."""
+class NotStreamable(BadRequest):
+    """Why this Flow cannot stream this endpoint (answered as an ERROR message named BadRequest)."""
 
 
 def _is_generator(conn: DeploymentConnections, endpoint: str) -> bool:
