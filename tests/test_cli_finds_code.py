@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from flow_helpers import wait_until
 
 from plait import Client
 
@@ -59,12 +60,11 @@ def _serve(argv: list[str], cwd: Path, port: int, protocol: str = 'grpc', ready:
                             start_new_session=True)
     try:
         with Client(port=port, protocol=protocol) as client:
-            deadline = time.monotonic() + 60
             probe = client.is_flow_ready if ready == 'flow' else client.is_deployment_ready
-            while not probe(timeout=1):
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, 'did not become ready'
-                time.sleep(0.2)
+            took = wait_until(lambda: probe(timeout=1), 60, 0.2,
+                              abort=lambda: proc.poll() is not None and proc.communicate())
+            assert took is not None, 'did not become ready within 60 s'
+
             assert client.post('/').texts == ['found mymod']
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

@@ -25,6 +25,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from flow_helpers import wait_until
+
 from plait.cli.main import main
 from plait.cli.target import parse_url
 from plait.proto import jina_common_pb2, jina_common_pb2_grpc
@@ -180,16 +182,16 @@ def executor_port() -> Iterator[int]:
         try:
             with grpc.insecure_channel(f'127.0.0.1:{port}') as channel:
                 check = health_pb2_grpc.HealthStub(channel).Check
-                deadline = time.monotonic() + 60
-                while True:
-                    assert proc.poll() is None, f'worker exited: {log.seek(0) or log.read()}'
-                    assert time.monotonic() < deadline, 'worker not SERVING within 60 s'
+
+                def serving() -> bool:
                     try:
-                        if check(health_pb2.HealthCheckRequest(), timeout=1).status == SERVING:
-                            break
+                        return check(health_pb2.HealthCheckRequest(), timeout=1).status == SERVING
                     except grpc.RpcError:
-                        pass
-                    time.sleep(0.1)
+                        return False
+
+                assert wait_until(serving, 60, 0.1, abort=lambda: proc.poll() is not None
+                                  and f'worker exited: {log.seek(0) or log.read()}') is not None, \
+                    'worker not SERVING within 60 s'
             yield port
         finally:
             proc.terminate()

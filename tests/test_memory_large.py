@@ -10,6 +10,8 @@ import asyncio
 import time
 
 import grpc
+from flow_helpers import wait_until
+
 
 from plait import Document, DocumentArray, Executor, Flow, requests
 from plait.clients.base import build_requests
@@ -40,10 +42,8 @@ def rss_mib(pid: int, field: str = 'VmRSS') -> float:
 
 def _settled_rss(pid: int, limit: float, wait: float = 10.0) -> float:
     """RSS of `pid` once it is under `limit`, or what it is after `wait` seconds."""
-    deadline = time.monotonic() + wait
-    while (rss := rss_mib(pid)) > limit and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return rss
+    wait_until(lambda: rss_mib(pid) <= limit, wait, 0.2)
+    return rss_mib(pid)
 
 
 def _large_requests(count: int, size: int) -> list[bytes]:

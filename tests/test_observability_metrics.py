@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
 import httpx
@@ -154,16 +153,13 @@ def test_monitor_is_a_no_op_without_monitoring():
         pass
 
 
-def test_restarted_replica_reports_its_restarts_on_the_same_port():
+def test_restarted_replica_reports_its_restarts_on_the_same_port(wait):
     port = free_port()
     with Deployment(uses=Counted, monitoring=True, port_monitoring=port, quiet=True) as dep:
         dep.post('/', DocumentArray([Document(text='x')]))
         assert value(scrape(port), 'plait_restarts') == 0
         os.kill(dep.process_of('executor/rep-0').pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while not dep.is_deployment_ready(timeout=1):
-            assert time.monotonic() < deadline, 'the replica was not restarted'
-            time.sleep(0.2)
+        wait(lambda: dep.is_deployment_ready(timeout=1), 30, what='the replica to be restarted', interval=0.2)
         after = scrape(port)
         assert value(after, 'plait_restarts', runtime_name='executor/rep-0') == 1
         assert value(after, 'jina_successful_requests_total') == 0  # a new process counts anew
