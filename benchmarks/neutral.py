@@ -99,15 +99,22 @@ async def run(address: str, payloads: list[bytes], clients: int, seconds: float,
             'client_cpu_ms': own * 1000 / done, 'server_cpu_ms': server_ms}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--address', required=True)
+def load_arguments(description: str, target: str) -> argparse.ArgumentParser:
+    """The command line every neutral load shares: `target` (--address, --url), the payloads,
+    the clients, for how long, and the server processes whose CPU it measures."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(target, required=True)
     parser.add_argument('--payloads', required=True, type=Path, help='length-prefixed request bytes')
     parser.add_argument('--clients', type=int, default=1)
     parser.add_argument('--seconds', type=float, default=2.0)
+    parser.add_argument('--pid', type=int, action='append', default=[], help='a server process to measure')
+    return parser
+
+
+def main() -> int:
+    parser = load_arguments(__doc__, '--address')
     parser.add_argument('--count', type=int, default=0, help='stop after this many calls (instead of --seconds)')
     parser.add_argument('--warmup', type=int, default=100)
-    parser.add_argument('--pid', type=int, action='append', default=[], help='a server process to measure')
     args = parser.parse_args()
     result = asyncio.run(run(args.address, read_payloads(args.payloads), args.clients, args.seconds, args.count,
                              args.warmup, args.pid))

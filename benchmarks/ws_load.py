@@ -8,17 +8,15 @@ Reports requests/s, latency p50, and the CPU per request of each server process 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import json
 import sys
 import time
-from pathlib import Path
 
 import websockets
 
-from neutral import _cpu_seconds, _percentile, read_payloads
+from neutral import _cpu_seconds, _percentile, load_arguments, read_payloads
 
 
 async def run(url: str, payloads: list[bytes], clients: int, seconds: float, pids: list[int]) -> dict:
@@ -54,13 +52,7 @@ async def run(url: str, payloads: list[bytes], clients: int, seconds: float, pid
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--url', required=True)
-    parser.add_argument('--payloads', required=True, type=Path, help='length-prefixed request bytes')
-    parser.add_argument('--clients', type=int, default=1)
-    parser.add_argument('--seconds', type=float, default=2.0)
-    parser.add_argument('--pid', type=int, action='append', default=[], help='a server process to measure')
-    args = parser.parse_args()
+    args = load_arguments(__doc__, '--url').parse_args()
     result = asyncio.run(run(args.url, read_payloads(args.payloads), args.clients, args.seconds, args.pid))
     result['cpu_by_pid'] = {str(k): v for k, v in result['cpu_by_pid'].items()}
     print(json.dumps(result))

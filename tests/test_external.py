@@ -5,27 +5,14 @@ Flow's own secret never does); readiness includes it."""
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
-from plait import Client, Deployment, Document, DocumentArray, Executor, Flow, requests
+from topology_executors import Suffix as Tag
+from topology_executors import Suffix as WhoAmI
+
+from plait import Client, Deployment, Document, Flow
 from plait.errors import BadConfig
-
-
-class WhoAmI(Executor):
-    @requests
-    def who(self, docs: DocumentArray, **kwargs: Any) -> None:
-        for doc in docs:
-            doc.tags['replica'] = self.runtime_args.replica_id
-            doc.text = f'{doc.text}|{self.runtime_args.name}'
-
-
-class Tag(Executor):
-    @requests
-    def tag(self, docs: DocumentArray, **kwargs: Any) -> None:
-        for doc in docs:
-            doc.text = f'{doc.text}|tag'
 
 
 def test_a_flow_routes_to_an_executor_served_elsewhere() -> None:
@@ -36,7 +23,7 @@ def test_a_flow_routes_to_an_executor_served_elsewhere() -> None:
         with f:
             assert f.is_flow_ready()
             with Client(port=f.port) as client:
-                assert client.post('/', Document(text='x')).texts == ['x|tag|elsewhere']
+                assert client.post('/', Document(text='x')).texts == ['x|local|elsewhere']
         assert outside.is_deployment_ready()  # the Flow left it running
 
 

@@ -9,15 +9,10 @@ from typing import Any
 
 import pytest
 
+from topology_executors import Suffix as Tag
+
 from plait import Client, Document, DocumentArray, Executor, Flow, requests
 from plait.errors import BadConfig
-
-
-class Tag(Executor):
-    @requests
-    def tag(self, docs: DocumentArray, **kwargs: Any) -> None:
-        for doc in docs:
-            doc.text = f'{doc.text}|{self.metas.name}'
 
 
 class Recorder(Executor):

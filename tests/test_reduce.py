@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from topology_executors import Suffix as Branch
+
 from plait import Client, Deployment, Document, DocumentArray, Executor, Flow, requests
 
 
@@ -33,11 +35,6 @@ class After(Executor):
         return DocumentArray([Document(id=docs[0].id, text=' + '.join(texts), tags={'inputs': len(docs_matrix)})])
 
 
-class Branch(Executor):
-    @requests
-    def branch(self, docs: DocumentArray, **kwargs: Any) -> None:
-        for doc in docs:
-            doc.text = f'{doc.text}|{self.runtime_args.name}'
 
 
 def test_uses_before_and_uses_after_around_shards() -> None:

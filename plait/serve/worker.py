@@ -204,14 +204,20 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
             TRIMMER.after(len(body))  # the calm before the trim starts once answered
 
     async def _process_single_data(self, body: bytes, context: Any) -> bytes:
+        request = await self._request(body, DataRequestProto, context)
+        return (await self._rt.serve([request], context)).SerializeToString()
+
+    async def _request(self, body: bytes, message: Any, context: Any) -> Any:
+        """`body` read as `message`; the call ends INVALID_ARGUMENT when it cannot be read and
+        NOT_FOUND when it names an endpoint this executor does not serve."""
         try:
-            request = _parse(body, DataRequestProto)
+            request = _parse(body, message)
         except ValueError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         unknown = self._rt.unknown_endpoint(request)
         if unknown:
             await context.abort(grpc.StatusCode.NOT_FOUND, unknown)
-        return (await self._rt.serve([request], context)).SerializeToString()
+        return request
 
     async def process_data(self, body: bytes, context: Any) -> bytes:
         TRIMMER.after(len(body))
@@ -244,13 +250,7 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
         """One document in, a message per document the generator yields out (plait.serve.streaming)."""
         from plait.serve.streaming import SingleDocumentRequestProto, stream_endpoint
 
-        try:
-            request = _parse(body, SingleDocumentRequestProto)
-        except ValueError as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        unknown = self._rt.unknown_endpoint(request)
-        if unknown:
-            await context.abort(grpc.StatusCode.NOT_FOUND, unknown)
+        request = await self._request(body, SingleDocumentRequestProto, context)
         runner = await self._rt.admit(context)
         try:
             endpoint = request.header.exec_endpoint if request.header.HasField('exec_endpoint') else '/'
