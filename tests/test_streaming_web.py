@@ -123,3 +123,10 @@ def test_a_deployment_with_an_http_gateway_streams() -> None:
                                                        return_type=Token)]
     assert [d['text'] for e, d in events if e == 'update'] == [f'd-{i}' for i in range(5)]
     assert texts == ['x-0', 'x-1']
+
+
+def test_openapi_describes_the_streaming_routes(flow) -> None:
+    done = _curl(f'http://127.0.0.1:{flow.ports[0]}/openapi.json')
+    operation = json.loads(done.stdout)['paths']['/gen']['get']
+    assert operation['tags'] == ['Streaming'] and 'text/event-stream' in operation['responses']['200']['content']
+    assert [p['name'] for p in operation['parameters']] == ['text']

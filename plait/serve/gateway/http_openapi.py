@@ -142,7 +142,32 @@ def build_openapi(app: Any, title: str, description: str, version: str, routes: 
                 responses[code] = {'description': text, 'content': {'application/json': {
                     'schema': {'$ref': '#/components/schemas/ErrorResponse'}}}}
             operation['responses'] = responses
+    _add_streaming_paths(spec, components, schemas)
     return spec
+
+
+def _add_streaming_paths(spec: dict[str, Any], components: '_Components', schemas: dict[str, Any]) -> None:
+    """`GET /<endpoint>` of each generator endpoint: Server-Sent Events (plait.serve.gateway.http_stream)."""
+    for endpoint, entry in sorted(schemas.items()):
+        if not (isinstance(entry, dict) and entry.get('is_generator')) or endpoint == DRY_RUN_ENDPOINT:
+            continue
+        document = input_schema(schemas, endpoint) or _document_schema()
+        fields = document.get('properties', {})
+        parameters = [{'name': name, 'in': 'query', 'required': False,
+                       'schema': {'type': field['type']} if isinstance(field.get('type'), str) else {}}
+                      for name, field in sorted(fields.items()) if name != 'id']
+        output = components.add(output_schema(schemas, endpoint) or _document_schema(), 'Document')
+        spec.setdefault('paths', {}).setdefault('/' + endpoint.strip('/'), {})['get'] = {
+            'summary': f'Stream {endpoint}: Server-Sent Events', 'tags': ['Streaming'],
+            'operationId': f'stream_{endpoint.strip("/").replace("/", "_") or "default"}',
+            'description': ('The input document as query parameters, or as the JSON body (with parameters: '
+                            '`{"data": {...}, "parameters": {...}}`). Each document the generator yields is an '
+                            '`update` event (data: the document as JSON); the stream closes with an `end` event, '
+                            'or an `error` event whose data is the status.'),
+            'parameters': parameters,
+            'responses': {'200': {'description': '`event: update` per document, then `event: end`',
+                                  'content': {'text/event-stream': {'schema': output}}},
+                          '400': {'description': 'The document has a field of the wrong shape or type'}}}
 
 
 def add_docs_routes(app: Any, openapi: Any, title: str) -> None:
