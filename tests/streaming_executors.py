@@ -55,6 +55,11 @@ class Generator(Executor):
     async def wrong_type(self, doc: Prompt, **kwargs) -> Token:
         yield Prompt(text='not a token')
 
+
+
+class GeneratorAndSingle(Generator):
+    """Generator, and a single-document endpoint that is no generator."""
+
     @requests(on='/upper')
     def upper(self, doc: Prompt, **kwargs) -> Prompt:
         return Prompt(text=doc.text.upper())

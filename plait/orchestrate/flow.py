@@ -119,6 +119,36 @@ class Flow(Orchestration):
                              deployments=[d.target() for d in self.deployments.values()], **options)
 
     # -- what Orchestration needs ------------------------------------------------------------
+    def start(self) -> 'Flow':
+        """Start every process; once all are ready, refuse (stopping them) a Flow whose chained
+        executors' documents cannot meet (plait.orchestrate.schema_check)."""
+        if self.running:
+            return self
+        super().start()
+        from plait.orchestrate.schema_check import check_flow
+
+        try:
+            check_flow([d.target() for d in self.deployments.values()], self._schemas_of)
+        except BadConfig:
+            self.close()
+            raise
+        return self
+
+    def _schemas_of(self, target: Any) -> dict[str, Any]:
+        """The endpoints and document types one replica of `target` publishes ({} if it cannot say)."""
+        import grpc
+        from google.protobuf import empty_pb2, json_format
+
+        from plait.proto import jina_common_pb2_grpc
+
+        with grpc.insecure_channel(target.shards[0][0]) as channel:
+            try:
+                reply = jina_common_pb2_grpc.JinaDiscoverEndpointsRPCStub(channel).endpoint_discovery(
+                    empty_pb2.Empty(), timeout=10, metadata=auth.credentials_metadata(self._secret) or None)
+            except grpc.RpcError:
+                return {}
+        return json_format.MessageToDict(reply.schemas) if reply.schemas.fields else {}
+
     def _processes(self) -> list[ServiceProcess]:
         processes: list[ServiceProcess] = []
         for deployment in self.deployments.values():
