@@ -35,7 +35,7 @@ from plait.serve.gateway.mux import rpc_error
 from plait.serve.gateway.outcome import Failure, Outcome
 from plait.serve.worker import ExecutorRunner, WorkerRuntime
 from plait.serve.worker_config import WorkerConfig
-from plait.wire.constants import WIRE_DEFAULT_ENDPOINT
+from plait.wire.constants import DATA_PATH, SINGLE_PATH, WIRE_DEFAULT_ENDPOINT
 
 DataRequestProto = jina_data_pb2.DataRequestProto
 ERROR = jina_common_pb2.StatusProto.ERROR
@@ -84,9 +84,10 @@ class ExecutorHarness:
         """What endpoint discovery answers for this Executor."""
         return self._runtime.endpoints_proto()
 
-    async def process(self, request: DataRequestProto) -> DataRequestProto:
-        """One request through the Executor, answered as its worker answers it."""
-        return await self.runner.process([request], None)
+    async def process(self, request: DataRequestProto, *more: DataRequestProto) -> DataRequestProto:
+        """One request through the Executor, answered as its worker answers it (with `more`,
+        several at once, as `process_data` gives them: the method sees `docs_matrix`)."""
+        return await self.runner.process([request, *more], None)
 
     def post(self, on: str = '/', inputs: Any = None, parameters: Optional[dict[str, Any]] = None,
              request_size: int = 100, target_executor: Optional[str] = None, return_responses: bool = False,
@@ -168,24 +169,25 @@ class FakeReplica:
         pass
 
     async def call(self, request_id: str, payload: bytes, timeout: Optional[float], metadata: tuple,
-                   stream: bool = True) -> RawDataRequest:
+                   stream: bool = True, path: str = SINGLE_PATH) -> RawDataRequest:
         if self.fail:
             raise rpc_error(grpc.StatusCode[self.fail], f'{self.fail} (FakeReplica {self.address})')
         if not self._serving:
             raise rpc_error(grpc.StatusCode.UNAVAILABLE, f'FakeReplica {self.address} is down')
-        request = DataRequestProto.FromString(payload)
-        self.requests.append(request)
+        requests = (list(jina_data_pb2.DataRequestListProto.FromString(payload).requests) if path == DATA_PATH
+                    else [DataRequestProto.FromString(payload)])
+        self.requests.extend(requests)
         try:  # timeout_send bounds the call, as a gRPC deadline does
-            answer = await asyncio.wait_for(self._answer(request), timeout)
+            answer = await asyncio.wait_for(self._answer(*requests), timeout)
         except asyncio.TimeoutError:
             raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, 'Deadline Exceeded') from None
         return RawDataRequest.FromString(answer.SerializeToString())
 
-    async def _answer(self, request: DataRequestProto) -> DataRequestProto:
+    async def _answer(self, request: DataRequestProto, *more: DataRequestProto) -> DataRequestProto:
         if self.handler is None:
             return request
         if isinstance(self.handler, ExecutorHarness):
-            return await self.handler.process(request)
+            return await self.handler.process(request, *more)
         answer = self.handler(request)
         return await answer if inspect.isawaitable(answer) else answer
 
