@@ -38,7 +38,7 @@ def server_options() -> list[tuple[str, Any]]:
     no data flows (plait's and Jina's clients ping every ~10 s, also during a long call): gRPC's
     default accepts one such ping per 5 minutes and answers more with GOAWAY "too_many_pings",
     failing every call that runs longer than ~40 s. Pings up to one a second are welcome."""
-    return grpc_options() + [('grpc.http2.min_recv_ping_interval_without_data_ms', 1000)]
+    return grpc_options() + [('grpc.http2.min_ping_interval_without_data_ms', 1000)]
 
 
 def compression_of(name: Optional[str]) -> Optional[grpc.Compression]:

@@ -141,8 +141,9 @@ class Graph:
 
     def forget_endpoints(self, replica: Replica) -> None:
         """A replica came back: its deployment may have been redeployed with other endpoints."""
-        if replica.state.serving:
-            self.deployments[replica.deployment].endpoints = None
+        conn = self.deployments.get(replica.deployment)  # None: a uses_before / uses_after executor
+        if replica.state.serving and conn is not None:
+            conn.endpoints = None
 
     # -- routing -----------------------------------------------------------------------------
     async def process(self, request: RawDataRequest) -> RawDataRequest:
