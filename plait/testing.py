@@ -82,7 +82,7 @@ class ExecutorHarness:
 
     def endpoints(self) -> jina_common_pb2.EndpointsProto:
         """What endpoint discovery answers for this Executor."""
-        return self._runtime.endpoints_proto()
+        return self._runtime.endpoints_proto
 
     async def process(self, request: DataRequestProto, *more: DataRequestProto) -> DataRequestProto:
         """One request through the Executor, answered as its worker answers it (with `more`,

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from topology_executors import Suffix as Branch
 
 from plait import Client, Deployment, Document, DocumentArray, Executor, Flow, requests
+from plait.errors import BadConfig
 
 
 class Before(Executor):
@@ -59,3 +61,8 @@ def test_no_reduce_hands_each_branch_to_the_joining_executor() -> None:
     with f, Client(port=f.port) as client:
         doc = client.post('/', Document(id='d', text='z'))[0]
     assert doc.text == 'z|a + z|b' and doc.tags['inputs'] == 2
+
+
+def test_an_around_executor_is_started_here_or_served_elsewhere_not_both() -> None:
+    with pytest.raises(BadConfig, match='give uses_after .* or uses_after_address .* not both'):
+        Flow().add(uses=Shard, shards=2, uses_after=After, uses_after_address='127.0.0.1:1')

@@ -148,8 +148,6 @@ class Deployment(Orchestration):
         self.timeout_send = target.get('timeout_send')
         self.floating = bool(target.get('floating', False))
         self.no_reduce = bool(target.get('no_reduce', False))
-        # uses_before_address / uses_after_address: such executors served elsewhere (as Jina takes them)
-        self._target_addresses = {k: target.get(k) for k in ('uses_before_address', 'uses_after_address')}
         self.external = bool(target.get('external', False))
         self.tls = bool(target.get('tls', False))
         self.grpc_metadata = target.get('grpc_metadata')
@@ -167,11 +165,20 @@ class Deployment(Orchestration):
         self.restart = restart
         # uses_before / uses_after: an executor each request passes before the shards, and the one
         # that gets every shard's answer (docs_matrix); each one more process, reached by the gateway
+        # (uses_before_address / uses_after_address: such executors served elsewhere, as Jina takes them)
         given = {'uses_before': uses_before, 'uses_after': uses_after}
+        for side, value in given.items():
+            if value is not None and target.get(f'{side}_address'):
+                raise BadConfig(f'{name}: give {side} (an executor this Deployment starts) or {side}_address '
+                                '(one served elsewhere), not both')
         self.around = {side: resolve_uses(value) for side, value in given.items() if value is not None}
         self._around_ports = {side: free_port() for side in self.around}
-        self._with_gateway = (self.replicas > 1 or self.shards > 1 or self._gateway_asked() or bool(self.around)
-                              or any(self._target_addresses.values()))
+        # where the gateway reaches them: the ones started here, on loopback, or the given addresses
+        self.around_addresses = {f'{side}_address': f'{LOCAL_HOST}:{port}' for side, port in self._around_ports.items()}
+        self.around_addresses.update({k: target[k] for k in ('uses_before_address', 'uses_after_address')
+                                      if target.get(k)})
+        self._with_gateway = (self.replicas > 1 or self.shards > 1 or self._gateway_asked()
+                              or bool(self.around_addresses))
         # replica ports: [shard][replica]
         self.worker_ports = ([[self.port]] if not self._with_gateway
                              else [[free_port() for _ in range(self.replicas)] for _ in range(self.shards)])
@@ -283,12 +290,10 @@ class Deployment(Orchestration):
         """This deployment as a gateway routes to it."""
         shards = [self.external_addresses] if self.external else \
             [[f'{LOCAL_HOST}:{p}' for p in ports] for ports in self.worker_ports]
-        around = {f'{side}_address': f'{LOCAL_HOST}:{port}' for side, port in self._around_ports.items()}
         return DeploymentTarget(name=self.name, shards=shards, needs=self.needs or [START], polling=self.polling,
                                 when=self.when, timeout_send=self.timeout_send, floating=self.floating,
                                 external=self.external, tls=self.tls, grpc_metadata=self.grpc_metadata,
-                                no_reduce=self.no_reduce,
-                                **{k: v for k, v in self._target_addresses.items() if v}, **around)
+                                no_reduce=self.no_reduce, **self.around_addresses)
 
     def gateway_config(self) -> GatewayConfig:
         """The gateway in front of the replicas (when there is one)."""

@@ -50,8 +50,17 @@ def mismatches(targets: list[DeploymentTarget], schemas: dict[str, Schemas]) -> 
 
 
 def check_flow(targets: list[DeploymentTarget], discover: Callable[[DeploymentTarget], Schemas]) -> None:
-    """BadConfig naming every edge whose documents cannot meet (see the module's text)."""
-    schemas = {t.name: discover(t) for t in targets if not t.external}
+    """BadConfig naming every edge whose documents cannot meet (see the module's text). Only the
+    deployments on an edge are asked, all at once: a one-executor Flow asks nobody."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    linked = {t.name for t in targets if any(n != START for n in t.needs)}
+    linked |= {n for t in targets for n in t.needs if n != START}
+    asked = [t for t in targets if t.name in linked and not t.external]
+    if not asked:
+        return
+    with ThreadPoolExecutor(max_workers=len(asked)) as pool:
+        schemas = dict(zip((t.name for t in asked), pool.map(discover, asked)))
     problems = mismatches(targets, schemas)
     if problems:
         raise BadConfig('chained executors whose documents cannot meet: ' + '; '.join(problems))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -260,7 +261,7 @@ class WorkerServicer(jina_common_pb2_grpc.JinaDiscoverEndpointsRPCServicer):
             self._rt.release()
 
     async def endpoint_discovery(self, request: Any, context: Any) -> jina_common_pb2.EndpointsProto:
-        return self._rt.endpoints_proto()
+        return self._rt.endpoints_proto
 
 
 class WorkerRuntime:
@@ -319,10 +320,12 @@ class WorkerRuntime:
             return self.runner.unknown_endpoint_message(endpoint)
         return None
 
+    @functools.cached_property
     def endpoints_proto(self) -> jina_common_pb2.EndpointsProto:
         """Endpoints and their document schemas as Jina names them: the default endpoint is
         '/default', and `_jina_dry_run_` always listed with a full schema (Jina's gateway reads
-        every entry's input and output)."""
+        every entry's input and output). Built on the first discovery, once: an Executor's
+        endpoints do not change while it runs."""
         from plait.documents import DocumentArray
         from plait.executor import DEFAULT_ENDPOINT
 

@@ -16,6 +16,7 @@ JSON numbers go back as ``integer`` when they fit in int32 (docarray's node type
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -27,6 +28,11 @@ from plait.proto._docarray import docarray_pb2
 from plait.wire.constants import BLOB_PREFIX, INT32_MAX, INT32_MIN
 
 StatusProto = jina_common_pb2.StatusProto
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, non-ASCII kept as it is: what the gateway writes in messages and events."""
+    return json.dumps(value, ensure_ascii=False, separators=(',', ':'))
 
 
 # -- status --------------------------------------------------------------------------------------

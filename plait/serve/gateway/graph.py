@@ -29,7 +29,8 @@ ERROR = jina_common_pb2.StatusProto.ERROR
 
 
 @functools.lru_cache(maxsize=256)
-def _endpoint_metadata(endpoint: str) -> tuple[tuple[str, str], ...]:
+def endpoint_metadata(endpoint: str) -> tuple[tuple[str, str], ...]:
+    """The call metadata that names `endpoint` to an executor."""
     return ((ENDPOINT, quote(endpoint, safe='/_-.~')),)  # metadata must be ASCII
 
 
@@ -199,10 +200,6 @@ class Graph:
         return request
 
     @staticmethod
-    def endpoint_metadata(endpoint: str) -> tuple[tuple[str, str], ...]:
-        return _endpoint_metadata(endpoint)
-
-    @staticmethod
     def _target_regex(pattern: str) -> Optional[re.Pattern]:
         try:
             return re.compile(pattern)
@@ -243,9 +240,9 @@ class Graph:
                        target_re: Optional[re.Pattern]) -> None:
         """Send (a copy of) the output of `name` to the floating deployments it feeds, in tasks
         nobody waits for: their answers are dropped, their failures only logged."""
+        if request.header.status.code == ERROR:
+            return
         for target in self.floating_after.get(name, ()):
-            if request.header.status.code == ERROR:
-                return
             copy = RawDataRequest()
             copy.CopyFrom(request)
             task = asyncio.ensure_future(self._float(target, endpoint, target_re, copy))
@@ -315,7 +312,7 @@ class Graph:
                 return request
         timeout_ms = target.timeout_send if target.timeout_send is not None else self.config.timeout_send
         timeout = timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
-        metadata = _endpoint_metadata(endpoint)
+        metadata = endpoint_metadata(endpoint)
         options = {} if not more else {'path': DATA_PATH}
         payload = request.SerializeToString() if not more else request_list([request, *more])
         send = conn.send if self.observer is None else self.observer.sender(target.name, endpoint, conn.send)

@@ -33,7 +33,6 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from plait.errors import BadRequest
-from plait.serve.gateway.config import check_route_options
 from plait.serve.gateway.core import GatewayCore
 from plait.serve.gateway.http_request import build_request, loads, parse_body
 from plait.serve.gateway.http_schema import InputEncoder
@@ -96,7 +95,7 @@ def data_routes(expose_endpoints: dict[str, dict[str, Any]], no_debug: bool, no_
     routes: list[DataRoute] = []
     taken: set[tuple[str, str]] = set()
     for endpoint, raw in (expose_endpoints or {}).items():
-        kept = check_route_options(endpoint, raw)  # checked in GatewayConfig too
+        kept = dict(raw)  # checked when the GatewayConfig was made
         methods = [m.upper() for m in kept.pop('methods', None) or ['POST']]
         path = '/' + endpoint.lstrip('/')
         routes.append(DataRoute(path, methods, endpoint, kept))

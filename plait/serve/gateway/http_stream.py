@@ -23,8 +23,8 @@ generator.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any, Optional
 
@@ -39,10 +39,11 @@ from plait.serve.gateway.http_request import loads
 from plait.serve.gateway.http_schema import InputEncoder
 from plait.serve.gateway.streaming import SingleDocumentRequestProto, streams_endpoint
 from plait.wire.join import DataContentProto, doc_list_in
-from plait.wire.json_codec import doc_json, status_json
-from plait.wire.messages import dict_to_struct, new_request_id
+from plait.wire.json_codec import doc_json, dumps, status_json
+from plait.wire.messages import StatusProto, dict_to_struct, error_status, new_request_id
 
-ERROR = 1  # StatusProto.ERROR
+ERROR = StatusProto.ERROR
+FIRST_MESSAGE_TIMEOUT = 30.0  # seconds a WebSocket stream's client has to send its request
 SSE_HEADERS = {'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no'}
 
 
@@ -50,7 +51,7 @@ def sse(event: str, data: Any = None) -> bytes:
     """One Server-Sent Event, with CRLF line ends as Jina writes them."""
     text = f'event: {event}\r\n'
     if data is not None:
-        text += f'data: {json.dumps(data, ensure_ascii=False, separators=(",", ":"))}\r\n'
+        text += f'data: {dumps(data)}\r\n'
     return (text + '\r\n').encode()
 
 
@@ -136,7 +137,11 @@ async def websocket_stream(core: GatewayCore, encoder: InputEncoder, websocket: 
     await websocket.accept()
     try:
         try:
-            body = loads(await websocket.receive_text())
+            try:
+                first = await asyncio.wait_for(websocket.receive_text(), FIRST_MESSAGE_TIMEOUT)
+            except TimeoutError:
+                raise BadRequest(f'no request within {FIRST_MESSAGE_TIMEOUT:g} s of connecting') from None
+            body = loads(first)
             if not isinstance(body, dict):
                 raise BadRequest('send one JSON object: {"exec_endpoint": ..., "data": {...}, "parameters": {...}}')
             endpoint = body.get('exec_endpoint') or '/'
@@ -144,13 +149,14 @@ async def websocket_stream(core: GatewayCore, encoder: InputEncoder, websocket: 
             await core.discover()
             stream = stream_request(core, encoder, endpoint, values, parameters)
         except BadRequest as e:
-            await websocket.send_text(json.dumps({'event': 'error', 'data': {'code': ERROR, 'description': str(e)}}))
+            error = status_json(error_status(str(e), name='BadRequest'))
+            await websocket.send_text(dumps({'event': 'error', 'data': error}))
             await websocket.close(1000)
             return
         async with contextlib.aclosing(events(core, stream)) as items:
             async for event, data in items:
                 message = {'event': event} if data is None else {'event': event, 'data': data}
-                await websocket.send_text(json.dumps(message, ensure_ascii=False, separators=(',', ':')))
+                await websocket.send_text(dumps(message))
         await websocket.close(1000)
     except (WebSocketDisconnect, RuntimeError, OSError):  # the client left: the stream is closed above
         pass

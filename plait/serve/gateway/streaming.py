@@ -34,13 +34,13 @@ from plait.errors import BadRequest
 from plait.proto.plait_raw_pb2 import RawDataRequest
 from plait.serve.gateway.config import DeploymentTarget
 from plait.serve.gateway.connections import DeploymentConnections
-from plait.serve.gateway.graph import RoutingFailure
+from plait.serve.gateway.graph import RoutingFailure, endpoint_metadata
 from plait.serve.streaming import STREAM_PATH, SingleDocumentRequestProto, error_reply, reply_to
 from plait.wire.constants import WIRE_DEFAULT_ENDPOINT
 from plait.wire.join import DataContentProto, doc_list_in
-from plait.wire.messages import new_request_id
+from plait.wire.messages import StatusProto, new_request_id
 
-ERROR = 1  # StatusProto.ERROR
+ERROR = StatusProto.ERROR
 PIPELINE = 8  # yielded documents waiting for, or on their way through, the deployments after the generator
 _END = object()
 
@@ -201,7 +201,7 @@ class FlowStream:
         """The answers of the generator's replica: the first replica that answers (others are
         tried while none has), its messages as they come; a transport failure, an ERROR."""
         conn = self.graph.deployments[target.name]
-        metadata = self.graph.endpoint_metadata(self.endpoint)
+        metadata = endpoint_metadata(self.endpoint)
         payload = single.SerializeToString()
         last: Optional[grpc.aio.AioRpcError] = None
         for replica in conn.pick_any_shard().order():

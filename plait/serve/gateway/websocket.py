@@ -22,7 +22,6 @@ Message format, chosen to interoperate with Jina 3.x clients and gateways:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,14 +37,10 @@ from plait.serve.gateway.http_routes import JsonGateway
 from plait.serve.gateway.outcome import Outcome
 from plait.streams import bounded_map
 from plait.wire.constants import END_OF_INPUT
-from plait.wire.json_codec import error_json, message_json, status_json
+from plait.wire.json_codec import dumps, error_json, message_json, status_json
 from plait.wire.messages import error_status
 
 SUBPROTOCOLS = ('bytes', 'json')
-
-
-def _dumps(body: Any) -> str:
-    return json.dumps(body, ensure_ascii=False, separators=(',', ':'))
 
 
 def _subprotocol(websocket: Any) -> str | None:
@@ -75,12 +70,12 @@ class WebSocketGateway:
                 failed = RawDataRequest()
                 failed.header.status.CopyFrom(status)
                 return 'bytes', failed.SerializeToString()
-            return 'text', _dumps(error_json(status))
+            return 'text', dumps(error_json(status))
 
     async def _answer_json(self, body: Any) -> tuple[str, Any]:
         if isinstance(body, BadRequest):
-            return 'text', _dumps(message_json(Outcome.refused(body).response, None))
-        return 'text', _dumps((await self.json.handle(body))[1])
+            return 'text', dumps(message_json(Outcome.refused(body).response, None))
+        return 'text', dumps((await self.json.handle(body))[1])
 
     async def stream(self, websocket: WebSocket) -> None:
         """Serve one connection on `/` until end-of-input or until the client goes away."""
@@ -134,7 +129,7 @@ class WebSocketGateway:
         if subprotocol == 'bytes':
             await websocket.send_bytes(status.SerializeToString())
         else:
-            await websocket.send_text(_dumps(status_json(status)))
+            await websocket.send_text(dumps(status_json(status)))
         await websocket.close(1000)
 
 
