@@ -97,3 +97,18 @@ def test_post_after_fork_server_restart():
     with Flow(quiet=True).add() as f:
         assert f.post('/', Document(text='b')).texts == ['b']
     assert ForkServer._instance is not server
+
+
+def test_a_fork_server_that_cannot_start_leaves_nothing_behind():
+    # a Python that cannot start (no standard library) ends the handshake at once: the socket
+    # is closed and the process reaped, so neither ResourceWarning nor an orphan is left
+    import gc
+    import warnings
+
+    from plait.orchestrate.forkserver import ForkServer
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', ResourceWarning)
+        with pytest.raises(EOFError):
+            ForkServer(dict(os.environ, PYTHONHOME='/nonexistent'))
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]

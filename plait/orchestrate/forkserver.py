@@ -204,11 +204,15 @@ class ForkServer:
         self._pids: dict[int, int] = {}
         self._exits: dict[int, int] = {}
         self._next_id = 0
-        ours.settimeout(120)
-        message, _ = _recv(ours)  # imports done
-        ours.settimeout(None)
-        if not message.get('ready'):
-            raise EOFError('fork server did not start')
+        try:
+            ours.settimeout(120)
+            message, _ = _recv(ours)  # imports done
+            ours.settimeout(None)
+            if not message.get('ready'):
+                raise EOFError('fork server did not start')
+        except BaseException:
+            self.close()  # a server that did not come up leaves no socket and no process
+            raise
         self._reader = threading.Thread(target=self._read, name='plait-forkserver', daemon=True)
         self._reader.start()
 
