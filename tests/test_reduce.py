@@ -38,6 +38,14 @@ class After(Executor):
 
 
 
+class Mapped(Executor):
+    """Says what `docs_map` held: which executor each input came from, and its texts."""
+
+    @requests
+    def mapped(self, docs: DocumentArray, docs_map: dict, docs_matrix: Any, **kwargs: Any) -> DocumentArray:
+        seen = {name: [doc.text for doc in given] for name, given in docs_map.items()}
+        return DocumentArray([Document(id=docs[0].id, tags={'map': seen, 'matrix': docs_matrix is not None})])
+
 
 def test_uses_before_and_uses_after_around_shards() -> None:
     f = Flow(quiet=True).add(name='sharded', uses=Shard, shards=2, polling='ALL', uses_before=Before,
@@ -66,3 +74,16 @@ def test_no_reduce_hands_each_branch_to_the_joining_executor() -> None:
 def test_an_around_executor_is_started_here_or_served_elsewhere_not_both() -> None:
     with pytest.raises(BadConfig, match='give uses_after .* or uses_after_address .* not both'):
         Flow().add(uses=Shard, shards=2, uses_after=After, uses_after_address='127.0.0.1:1')
+
+
+def test_docs_map_keys_each_input_by_the_executor_it_came_from() -> None:
+    # as Jina builds it: {last executor on the input's route: its documents}; docs_matrix is given
+    # for a single input too
+    f = Flow(quiet=True).add(name='a', uses=Branch, needs='gateway').add(name='b', uses=Branch, needs='gateway') \
+        .add(name='join', uses=Mapped, needs=['a', 'b'], no_reduce=True)
+    with f, Client(port=f.port) as client:
+        tags = client.post('/', Document(id='d', text='z'))[0].tags
+        assert tags == {'map': {'a': ['z|a'], 'b': ['z|b']}, 'matrix': True}
+    with Flow(quiet=True).add(name='one', uses=Mapped) as f, Client(port=f.port) as client:
+        tags = client.post('/', Document(id='d', text='y'))[0].tags
+        assert tags == {'map': {'gateway': ['y']}, 'matrix': True}

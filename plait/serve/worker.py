@@ -121,7 +121,11 @@ class ExecutorRunner:
                 if self.observer is not None:
                     self.observer.documents(key, len(out))
                 return
-        result = await self._invoke(key, docs, parameters, docs_matrix if len(docs_matrix) > 1 else None)
+        # as Jina gives them: each input's documents (None when all are empty), and the same keyed
+        # by the executor each input last passed (its route's last entry)
+        docs_map = {r.routes[-1].executor if r.routes else '': d for r, d in zip(requests, docs_matrix)}
+        result = await self._invoke(key, docs, parameters,
+                                    docs_matrix if any(len(d) for d in docs_matrix) else None, docs_map)
         if result is None:
             out = docs
         elif isinstance(result, dict):
@@ -145,7 +149,8 @@ class ExecutorRunner:
         content.docs.CopyFrom(join_doc_lists([doc_list_in(r.data) for r in requests]))
         return self._decode(content, doc_list_type)
 
-    async def _invoke(self, key: str, docs: Any, parameters: dict[str, Any], docs_matrix: Any = None) -> Any:
+    async def _invoke(self, key: str, docs: Any, parameters: dict[str, Any], docs_matrix: Any = None,
+                      docs_map: Any = None) -> Any:
         """Call the method serving table key `key`: async ones on the loop, sync ones in a thread."""
         spec = self.executor.endpoint_specs[key]
         method = getattr(self.executor, spec.method_name)
@@ -156,7 +161,7 @@ class ExecutorRunner:
             if spec.is_singleton_doc:
                 return await self._per_document(spec, method, docs, parameters, tracing_context)
             kwargs = spec.call_kwargs(docs=docs, parameters=parameters, docs_matrix=docs_matrix,
-                                      docs_map=None, tracing_context=tracing_context)
+                                      docs_map=docs_map, tracing_context=tracing_context)
             if spec.is_async:
                 return await method(**kwargs)
             return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: method(**kwargs))
