@@ -6,6 +6,7 @@ connection, the protobuf stream of Jina's own client (subprotocol `bytes`, end-o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -119,6 +120,41 @@ def test_client_over_websocket(flow: Flow) -> None:
         with pytest.raises(ExecutorError, match='boom on purpose'):
             client.post('/boom', [Document(text='x')])
         assert client.post('/', [Document(text='after')]).texts == ['after']
+
+
+def _connections_to(port: int) -> int:
+    """Established TCP connections of this process to 127.0.0.1:`port`."""
+    import os
+    mine = set()
+    for fd in os.listdir('/proc/self/fd'):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f'/proc/self/fd/{fd}')
+            if link.startswith('socket:['):
+                mine.add(link[8:-1])
+    count = 0
+    with open('/proc/net/tcp') as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[2].endswith(f':{port:04X}') and fields[3] == '01' and fields[9] in mine:
+                count += 1
+    return count
+
+
+def test_the_client_keeps_one_connection_across_posts_and_survives_a_gateway_restart() -> None:
+    with Flow(protocol='websocket', quiet=True).add(uses=Echo) as f, \
+            Client(port=f.port, protocol='websocket') as client:
+        for i in range(5):
+            assert client.post('/', [Document(text=str(i))]).texts == [str(i)]
+        assert _connections_to(f.port) == 1  # one handshake, not one per post
+        old_pid = f.process_of('gateway').pid
+        kill9(old_pid)  # the kept connection dies with it
+        assert wait_until(lambda: f.process_of('gateway').pid != old_pid and f.is_flow_ready(timeout=1),
+                          timeout=30) is not None
+        assert client.post('/', [Document(text='after')]).texts == ['after']  # a new connection, no error
+        kept = _connections_to(f.port)  # that one (and the readiness probe's keep-alive)
+        for i in range(3):
+            assert client.post('/', [Document(text=str(i))]).texts == [str(i)]
+        assert _connections_to(f.port) == kept
 
 
 def test_dry_run_after_kill_9_names_the_executor() -> None:

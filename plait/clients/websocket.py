@@ -1,7 +1,9 @@
-"""The WebSocket transport: one connection to `ws(s)://host:port/` per `send`, subprotocol
-`bytes`, each request a serialized DataRequestProto and `b'\\x00'` after the last one (the
-format of Jina's own client, see plait.serve.gateway.websocket); responses are matched to
-requests by request_id. Probes go over plain HTTP(S) on the same port (`/readyz`, `/`,
+"""The WebSocket transport: connections to `ws(s)://host:port/` with subprotocol `bytes`, each
+request a serialized DataRequestProto (the format of Jina's own client, see
+plait.serve.gateway.websocket); responses are matched to requests by request_id. A `send` whose
+every answer came in leaves its connection open for the next one (no handshake per call; a
+connection opened with extra headers, e.g. a trace context, is not reused); a closed
+connection, or `b'\\x00'`, ends the server's input. Probes go over plain HTTP(S) on the same port (`/readyz`, `/`,
 `/dry_run`, `/status`), which WebSocket gateways also serve."""
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from plait.wire.constants import END_OF_INPUT
 DataRequestProto = jina_data_pb2.DataRequestProto
 CONNECT_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0  # for the server's close frame, after the last answer
+IDLE_MAX = 16  # connections kept open between calls (one per concurrent call, up to this)
 
 
 class WebSocketTransport:
@@ -30,12 +33,30 @@ class WebSocketTransport:
         self._headers = {'Authorization': f'Bearer {token}'} if token else None
         self._http = HttpTransport(host, port, tls, verify, token)
         self._open: set[Any] = set()  # connections of streams a consumer left unfinished
+        self._idle: list[Any] = []  # connections whose last call finished, for the next one
+        self._idle_loop: asyncio.AbstractEventLoop | None = None
 
     async def close(self) -> None:
-        for connection in list(self._open):
+        idle, self._idle = self._idle, []
+        for connection in [*self._open, *(idle if self._idle_loop is asyncio.get_running_loop() else [])]:
             await connection.close()
         self._open.clear()
         await self._http.close()
+
+    def _reuse(self) -> Any:
+        """An open connection a finished call left, on this loop, or None."""
+        from websockets.protocol import State
+
+        if self._idle_loop is not asyncio.get_running_loop():
+            for connection in self._idle:  # of a loop that has ended: nothing to close it with
+                if connection.transport is not None:
+                    connection.transport.abort()
+            self._idle, self._idle_loop = [], asyncio.get_running_loop()
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.state is State.OPEN:
+                return connection
+        return None
 
     def _lost(self, detail: str) -> InternalNetworkError:
         return InternalNetworkError(f'lost the websocket connection to {self.url}: {detail}', addresses=[self.url])
@@ -88,8 +109,9 @@ class WebSocketTransport:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
         ssl = ssl_context(self._verify) if self._tls else None
+        connection = None if extra else self._reuse()
         try:
-            connection = await asyncio.wait_for(
+            connection = connection or await asyncio.wait_for(
                 connect(self.url, subprotocols=['bytes'], ssl=ssl, max_size=None, proxy=None,
                         additional_headers={**(self._headers or {}), **dict(extra)} or None,
                         open_timeout=None, close_timeout=CLOSE_TIMEOUT), timeout or CONNECT_TIMEOUT)
@@ -144,15 +166,19 @@ class WebSocketTransport:
                 async for response in responses:
                     yield response
             finished = True
-            with contextlib.suppress(ConnectionClosed):
-                await connection.send(END_OF_INPUT)  # every request answered: the input ends here
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             self._open.discard(connection)
-            if not finished and connection.transport is not None:
-                connection.transport.abort()  # a server that stopped answering gets no close handshake
-            await connection.close()
+            if finished and not extra and len(self._idle) < IDLE_MAX:
+                self._idle.append(connection)  # every request answered: ready for the next call
+            else:
+                if finished:
+                    with contextlib.suppress(ConnectionClosed):
+                        await connection.send(END_OF_INPUT)  # the input ends here
+                elif connection.transport is not None:
+                    connection.transport.abort()  # a server that stopped answering gets no close handshake
+                await connection.close()
 
     async def is_ready(self, kind: str, timeout: float) -> bool:
         return await self._http.is_ready(kind, timeout)
