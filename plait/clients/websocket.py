@@ -3,8 +3,8 @@ request a serialized DataRequestProto (the format of Jina's own client, see
 plait.serve.gateway.websocket); responses are matched to requests by request_id. A `send` whose
 every answer came in leaves its connection open for the next one (no handshake per call; a
 connection opened with extra headers, e.g. a trace context, is not reused); a closed
-connection, or `b'\\x00'`, ends the server's input. Probes go over plain HTTP(S) on the same port (`/readyz`, `/`,
-`/dry_run`, `/status`), which WebSocket gateways also serve."""
+connection, or `b'\\x00'`, ends the server's input. Probes go over plain HTTP(S) on the same
+port (`/readyz`, `/`, `/dry_run`, `/status`), which WebSocket gateways also serve."""
 
 from __future__ import annotations
 
